@@ -1,0 +1,201 @@
+"""Reverse-mode automatic differentiation: the ``Function`` base class and the backward walk.
+
+Every differentiable op is a subclass of ``Function`` with two static methods side by side::
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):                 # plain ndarrays in ...
+            y = np.exp(x)
+            ctx.save_for_backward(y)         # ... keep exactly what backward needs ...
+            return y                         # ... a plain ndarray out
+        @staticmethod
+        def backward(ctx, grad):             # dL/dy in ...
+            (y,) = ctx.saved
+            return grad * y                  # ... dL/dx out, one per forward input
+
+``Exp.apply(t)`` unwraps Tensors, runs ``forward``, and wraps the result in a Tensor that remembers the
+``Function`` and its inputs (the graph). ``Tensor.backward()`` calls ``backward`` below, which visits the graph
+once, in reverse topological order, iteratively (so a chain of thousands of ops never hits Python's recursion
+limit), and sums every contribution a node receives before passing its gradient on: a tensor used twice gets
+both. Broadcasting is undone here, in one place (``unbroadcast``): an op may return a gradient of its output's
+broadcast shape and this file sums it back to its input's shape, then checks the shape and names the op if it
+is still wrong.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(mode: bool):
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, mode
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph and save nothing for backward (evaluation, updates).
+
+    >>> import minicnn as mc
+    >>> w = mc.Tensor([1.0], requires_grad=True)
+    >>> with mc.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+    return _set_grad_enabled(False)
+
+
+def enable_grad():
+    """Context manager: turn graph recording back on inside a ``no_grad()`` block."""
+    return _set_grad_enabled(True)
+
+
+class Context:
+    """What a ``Function`` keeps between its forward and its backward.
+
+    ``needs_input_grad[i]`` says whether input i wants a gradient, so backward can skip work nobody uses
+    (for example the gradient of a network's input image).
+    """
+
+    __slots__ = ("saved", "needs_input_grad", "__dict__")
+
+    def __init__(self, needs_input_grad):
+        self.saved = ()
+        self.needs_input_grad = needs_input_grad
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Function:
+    """Base class of every differentiable op. Subclasses define ``forward`` and ``backward`` (see module doc)."""
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the op on Tensors (or plain values) and record it in the graph when a gradient is wanted.
+
+        Positional Tensor arguments are differentiable inputs; keyword arguments are settings (stride, axis).
+        """
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = _grad_enabled and any(needs)
+        ctx = Context(needs)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
+        if record:
+            out._node = _Node(cls, ctx, tuple(a if isinstance(a, Tensor) else None for a in args))
+        return out
+
+
+class _Node:
+    """An edge of the graph: which Function made a tensor, its context, and its inputs."""
+
+    __slots__ = ("function", "ctx", "inputs")
+
+    def __init__(self, function, ctx, inputs):
+        self.function, self.ctx, self.inputs = function, ctx, inputs
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple, op: str) -> np.ndarray:
+    """Sum a gradient of a broadcast result back to the shape of the input that was broadcast.
+
+    Broadcasting (N, 3) + (3,) repeats the (3,) operand N times, so its gradient is the sum over those N rows:
+    leading axes that broadcasting added are summed away, and axes where the input had size 1 are summed with
+    keepdims. Raises ``RuntimeError`` naming the op when the result still does not match.
+
+    >>> unbroadcast(np.ones((4, 3)), (3,), "add").tolist()
+    [4.0, 4.0, 4.0]
+    >>> unbroadcast(np.ones((4, 3)), (4, 1), "add").shape
+    (4, 1)
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    if extra >= 0:
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != tuple(shape):
+        raise RuntimeError(f"{op}.backward returned a gradient of shape {grad.shape} for an input of shape "
+                           f"{tuple(shape)}; the op's backward is wrong")
+    return grad
+
+
+def _topological_order(root):
+    """Tensors reachable from ``root`` through recorded ops, each after everything that consumes it reversed:
+    i.e. the returned list has every tensor after all the tensors it was computed from. Iterative DFS."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor._node is not None:
+            for parent in tensor._node.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Propagate ``grad`` (dL/droot) to every leaf tensor that requires a gradient; see ``Tensor.backward``."""
+    grads = {id(root): grad}
+    for tensor in reversed(_topological_order(root)):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        node = tensor._node
+        if node is None:                                   # a leaf: accumulate into .grad
+            tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+            continue
+        if node.ctx is None:
+            raise RuntimeError(f"{node.function.__name__}: trying to backward through the graph a second "
+                               "time; its saved arrays were freed. Pass retain_graph=True to the first "
+                               "backward() if you need to call it twice.")
+        name = node.function.__name__
+        input_grads = node.function.backward(node.ctx, g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(f"{name}.backward returned {len(input_grads)} gradients for "
+                               f"{len(node.inputs)} inputs")
+        for parent, pg in zip(node.inputs, input_grads):
+            if parent is None or pg is None or not parent.requires_grad:
+                continue
+            pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape, name)
+            key = id(parent)
+            grads[key] = pg if key not in grads else grads[key] + pg
+        if not retain_graph:
+            node.ctx = None                                 # free the saved arrays
+
+
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module at its end; Tensor is defined by then)

@@ -1,0 +1,72 @@
+"""``conv2d``: the differentiable 2-D convolution.
+
+The path a reader follows: ``nn.Conv2d.forward`` → ``conv2d`` here (checks the arguments through
+``kernels/shapes.py``, calls the kernels, saves what backward needs) → ``kernels/conv.py`` (the fast loops)
+↔ ``reference/conv.py`` (the same maths, obvious and slow).
+
+    y[n, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} weight[co, ci, kh, kw] · x_padded[n, ci, oh·S + kh, ow·S + kw]
+    OH = floor((H + 2P − KH) / S) + 1
+
+Backward computes only the gradients that are wanted: the input gradient of a network's first layer (whose
+input is an image without ``requires_grad``) is never computed, nor a frozen weight's.
+"""
+import numpy as np
+
+from ..autograd import Function
+from ..kernels import conv as kernels
+from ..kernels.shapes import check_same_dtype, conv2d_geometry
+from ..tensor import Tensor, as_tensor
+from ._batch import run_batched
+
+__all__ = ["conv2d"]
+
+
+class Conv2d(Function):
+    """Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) or None.
+    Settings: stride, padding, out_size, each a checked (height, width) pair. Output: (N, C_out, OH, OW)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, stride, padding, out_size):
+        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved
+        grad = np.ascontiguousarray(grad)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        H, W = x.shape[2:]
+        KH, KW = weight.shape[2:]
+        grad_x = kernels.conv2d_backward_input(grad, weight, H, W, *ctx.stride, *ctx.padding) if need_x else None
+        grad_w = kernels.conv2d_backward_weight(grad, x, KH, KW, *ctx.stride, *ctx.padding) if need_w else None
+        grad_b = grad.sum(axis=(0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+    """2-D convolution (cross-correlation) of x with ``weight``, plus ``bias``.
+
+    Args:
+        x: (N, C_in, H, W), or (C_in, H, W) for one image.
+        weight: (C_out, C_in, KH, KW).
+        bias: (C_out,) or None.
+        stride, padding: an int or a (height, width) pair; padding adds zeros on both sides.
+    Returns:
+        (N, C_out, OH, OW) with OH = floor((H + 2·padding − KH) / stride) + 1.
+
+    >>> import numpy as np, minicnn as mc, minicnn.functional as F
+    >>> F.conv2d(mc.Tensor(np.ones((1, 1, 28, 28))), mc.Tensor(np.ones((6, 1, 5, 5))), padding=2).shape
+    (1, 6, 28, 28)
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    stride, padding, out_size = conv2d_geometry(x.shape, weight.shape, stride, padding)
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"conv2d: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    check_same_dtype("conv2d", input=x, weight=weight, bias=bias)
+    return run_batched("conv2d", lambda xb: Conv2d.apply(xb, weight, bias, stride=stride, padding=padding,
+                                                         out_size=out_size), x)

@@ -1,0 +1,168 @@
+"""2-D max, average and global average pooling, compiled with Numba.
+
+Twins: ``minicnn/reference/pool.py`` (plain loops), ``minicnn/functional/pool.py`` (the differentiable ops).
+Notation as in the package docstring: x (N, C, H, W) → y (N, C, OH, OW), window K = (KH, KW), stride S,
+padding P, with OH from ``kernels/shapes.py``. Window (oh, ow) covers input rows ``oh*S_h - P_h ...`` up to
+``K_h`` rows further, clipped to the input, and likewise for columns.
+
+**Max pooling** takes the largest value of each window and remembers where it was (``argmax``, a flat index
+``row * W + col`` into the input plane, as PyTorch's ``return_indices``). Padded cells never win: the loops only
+visit real cells. Ties go to the first maximum in row-major order; a NaN wins over any number (PyTorch's rule
+``if (v > best or isnan(v))``, so the value is NaN and NaN propagates). Backward sends each output's gradient
+to its argmax cell; when windows overlap (S < K) a cell can be the argmax of several windows and accumulates.
+
+**Average pooling** divides each window's sum by a divisor (PyTorch's rules):
+``count_include_pad=True``: the window's size clipped to the *padded* input (padding counts, but ceil_mode's
+overhang beyond the padding does not); ``count_include_pad=False``: the number of real cells in the window.
+Backward spreads ``g / divisor`` evenly over the window's real cells.
+
+**Global average pooling** is the mean of each (n, c) plane: (N, C, H, W) → (N, C, 1, 1).
+
+Parallel strategy: every kernel splits the N·C planes among threads (``p = n * C + c``). A plane's outputs, and
+its input gradient, belong to one iteration only, so no two threads ever write the same cell.
+"""
+import numpy as np
+from numba import prange
+
+from . import parallel_kernel
+
+
+@parallel_kernel
+def max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """Inputs: x (N, C, H, W), window, stride, padding, output size (checked by ``shapes.pool2d_geometry``).
+
+    Returns: y (N, C, OH, OW), the maxima; argmax (N, C, OH, OW) int64, each a flat index ``row * W + col``.
+    """
+    N, C, H, W = x.shape
+    y = np.empty((N, C, out_h, out_w), dtype=x.dtype)
+    argmax = np.empty((N, C, out_h, out_w), dtype=np.int64)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            h1 = min(h0 + kernel_h, H)
+            h0 = max(h0, 0)
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                w1 = min(w0 + kernel_w, W)
+                w0 = max(w0, 0)
+                best = x[n, c, h0, w0]
+                best_at = h0 * W + w0
+                for i in range(h0, h1):
+                    for j in range(w0, w1):
+                        v = x[n, c, i, j]
+                        if v > best or np.isnan(v):
+                            best = v
+                            best_at = i * W + j
+                y[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = best_at
+    return y, argmax
+
+
+@parallel_kernel
+def max_pool2d_backward(grad_out, argmax, H, W):
+    """Inputs: grad_out (N, C, OH, OW), argmax (N, C, OH, OW) from the forward, the input's H and W.
+
+    Returns: grad_x (N, C, H, W): each output's gradient added to the cell that won its window.
+    """
+    N, C, out_h, out_w = grad_out.shape
+    grad_x = np.zeros((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            for ow in range(out_w):
+                at = argmax[n, c, oh, ow]
+                grad_x[n, c, at // W, at % W] += grad_out[n, c, oh, ow]
+    return grad_x
+
+
+@parallel_kernel
+def avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w,
+                       count_include_pad):
+    """Inputs: x (N, C, H, W), window, stride, padding, output size, the divisor rule.
+
+    Returns: y (N, C, OH, OW), each window's sum divided by its divisor (see the module docstring).
+    """
+    N, C, H, W = x.shape
+    y = np.empty((N, C, out_h, out_w), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            h1 = min(h0 + kernel_h, H + pad_h)
+            rows_with_pad = h1 - h0
+            h0, h1 = max(h0, 0), min(h1, H)
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                w1 = min(w0 + kernel_w, W + pad_w)
+                cols_with_pad = w1 - w0
+                w0, w1 = max(w0, 0), min(w1, W)
+                if count_include_pad:
+                    divisor = rows_with_pad * cols_with_pad
+                else:
+                    divisor = (h1 - h0) * (w1 - w0)
+                total = 0.0  # summed in float64: exact enough for any window, and inf stays inf
+                for i in range(h0, h1):
+                    for j in range(w0, w1):
+                        total += x[n, c, i, j]
+                y[n, c, oh, ow] = total / divisor
+    return y
+
+
+@parallel_kernel
+def avg_pool2d_backward(grad_out, H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                        count_include_pad):
+    """Inputs: grad_out (N, C, OH, OW), the input's H and W, and the forward's arguments.
+
+    Returns: grad_x (N, C, H, W): each output's gradient divided by its divisor, added to every real cell of
+    its window.
+    """
+    N, C, out_h, out_w = grad_out.shape
+    grad_x = np.zeros((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            h1 = min(h0 + kernel_h, H + pad_h)
+            rows_with_pad = h1 - h0
+            h0, h1 = max(h0, 0), min(h1, H)
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                w1 = min(w0 + kernel_w, W + pad_w)
+                cols_with_pad = w1 - w0
+                w0, w1 = max(w0, 0), min(w1, W)
+                if count_include_pad:
+                    divisor = rows_with_pad * cols_with_pad
+                else:
+                    divisor = (h1 - h0) * (w1 - w0)
+                share = grad_out[n, c, oh, ow] / divisor
+                for i in range(h0, h1):
+                    for j in range(w0, w1):
+                        grad_x[n, c, i, j] += share
+    return grad_x
+
+
+@parallel_kernel
+def global_avg_pool2d_forward(x):
+    """Inputs: x (N, C, H, W). Returns: y (N, C, 1, 1), the mean of each plane."""
+    N, C, H, W = x.shape
+    y = np.empty((N, C, 1, 1), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        total = 0.0  # float64 accumulator
+        for i in range(H):
+            for j in range(W):
+                total += x[n, c, i, j]
+        y[n, c, 0, 0] = total / (H * W)
+    return y
+
+
+@parallel_kernel
+def global_avg_pool2d_backward(grad_out, H, W):
+    """Inputs: grad_out (N, C, 1, 1), the input's H and W. Returns: grad_x (N, C, H, W) = g / (H*W) everywhere."""
+    N, C = grad_out.shape[0], grad_out.shape[1]
+    grad_x = np.empty((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        grad_x[n, c] = grad_out[n, c, 0, 0] / (H * W)
+    return grad_x

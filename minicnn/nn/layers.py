@@ -1,0 +1,147 @@
+"""The layers of a classic CNN. Each holds its settings and parameters and calls one ``minicnn.functional``
+op in ``forward``; none re-implements maths or calls a kernel.
+
+Names, arguments, defaults and printed forms follow PyTorch (``torch.nn``), so code and habits carry over.
+"""
+from ..kernels.shapes import conv2d_args, pool2d_args
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Linear", "Flatten", "Dropout"]
+
+
+def _positive_int(value, name, op):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+class Conv2d(Module):
+    """2-D convolution layer: (N, C_in, H, W) → (N, C_out, OH, OW), OH = floor((H + 2P − KH)/S) + 1.
+
+    Parameters: ``weight`` (C_out, C_in, KH, KW) and ``bias`` (C_out,), initialised as PyTorch does
+    (``nn/init.py``). C_out · C_in · KH · KW + C_out of them in all: Conv2d(1, 6, 5) has 156.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
+        self.kernel_size, self.stride, self.padding = conv2d_args(kernel_size, stride, padding, "Conv2d")
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Parameter(init.default_weight(shape))
+        self.bias = Parameter(init.default_bias(shape)) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class _Pool2d(Module):
+    """Settings shared by the pooling layers; pooling owns no parameters."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False):
+        super().__init__()
+        pool2d_args(kernel_size, stride, padding, type(self).__name__)   # refuse bad settings now, not later
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = bool(ceil_mode)
+
+
+class MaxPool2d(_Pool2d):
+    """The maximum of each window: (N, C, H, W) → (N, C, OH, OW). ``stride`` defaults to ``kernel_size``."""
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, ceil_mode={self.ceil_mode}"
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each window: (N, C, H, W) → (N, C, OH, OW). ``count_include_pad``: padded zeros count."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        if self.ceil_mode:
+            text += ", ceil_mode=True"
+        return text + ("" if self.count_include_pad else ", count_include_pad=False")
+
+
+class GlobalAvgPool2d(Module):
+    """The mean of each channel: (N, C, H, W) → (N, C, 1, 1) (PyTorch's ``AdaptiveAvgPool2d(1)``)."""
+
+    def forward(self, x):
+        return F.global_avg_pool2d(x)
+
+
+class ReLU(Module):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Linear(Module):
+    """Fully connected layer: (N, in_features) → (N, out_features), y = x Wᵀ + b.
+
+    Parameters: ``weight`` (out_features, in_features), ``bias`` (out_features,): Linear(400, 120) has 48,120.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        shape = (out_features, in_features)
+        self.weight = Parameter(init.default_weight(shape))
+        self.bias = Parameter(init.default_bias(shape)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Module):
+    """Merge axes ``start_dim..end_dim``: (N, C, H, W) → (N, C·H·W) with the defaults."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` while training (scaling the rest by 1/(1−p)); identity in eval."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,147 @@
+"""Optimizers: read each parameter's ``.grad``, update its ``.data`` in place. PyTorch's update rules exactly.
+
+SGD (``torch.optim.SGD``), for gradient g of parameter p::
+
+    g ← g + weight_decay · p
+    b ← g                                  on the first step (no dampening then)
+    b ← momentum · b + (1 − dampening) · g afterwards
+    g ← g + momentum · b  (nesterov)   or   g ← b
+    p ← p − lr · g
+
+Adam (``torch.optim.Adam``), step t = 1, 2, …::
+
+    g ← g + weight_decay · p
+    m ← β1 · m + (1 − β1) · g              v ← β2 · v + (1 − β2) · g²
+    p ← p − lr / (1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps)
+
+Parameters whose ``.grad`` is None (unused, or frozen) are skipped. ``state_dict()``/``load_state_dict()``
+save and restore the momentum buffers, so a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Holds the parameter list and the per-parameter state. Subclasses implement ``step``."""
+
+    def __init__(self, params, defaults: dict):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for key, value in defaults.items():
+            setattr(self, key, value)
+        self.state: dict[int, dict] = {}        # index of the parameter → its buffers
+        self.step_count = 0
+
+    def zero_grad(self) -> None:
+        """Forget every gradient (``.grad = None``), PyTorch's default ``set_to_none=True``."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """The optimizer's buffers and step count, as a flat dict of arrays (what ``mc.save`` writes)."""
+        out = {"step_count": np.asarray(self.step_count)}
+        for i, buffers in self.state.items():
+            for name, value in buffers.items():
+                out[f"{i}.{name}"] = np.asarray(value)
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (the parameters must be the same, in the same order)."""
+        self.step_count = int(state["step_count"])
+        self.state = {}
+        for key, value in state.items():
+            if key == "step_count":
+                continue
+            index, name = key.split(".", 1)
+            index = int(index)
+            if not 0 <= index < len(self.params):
+                raise KeyError(f"{type(self).__name__}.load_state_dict: state for parameter {index}, "
+                               f"but the optimizer has {len(self.params)} parameters")
+            value = np.asarray(value)
+            if value.ndim and value.shape != self.params[index].shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape {value.shape}, "
+                                 f"parameter {index} has shape {self.params[index].shape}")
+            self.state.setdefault(index, {})[name] = value.astype(self.params[index].dtype) if value.ndim else value.item()
+
+
+def _check_non_negative(op, **values):
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{op}: {name} must be a non-negative number, got {value!r}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov momentum."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        _check_non_negative("SGD", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self) -> None:
+        self.step_count += 1
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            if self.momentum:
+                state = self.state.setdefault(i, {})
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = np.array(g, dtype=p.dtype)
+                else:
+                    buf = state["momentum_buffer"]
+                    buf *= self.momentum
+                    buf += (1.0 - self.dampening) * g
+                buf = state["momentum_buffer"]
+                g = g + self.momentum * buf if self.nesterov else buf
+            p.data -= (self.lr * g).astype(p.dtype, copy=False)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction and optional L2 weight decay (added to the gradient)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        _check_non_negative("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas!r}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def step(self) -> None:
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            state = self.state.setdefault(i, {})
+            if "exp_avg" not in state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            t = state["step"]
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m *= beta1
+            m += (1.0 - beta1) * g
+            v *= beta2
+            v += (1.0 - beta2) * g * g
+            step_size = self.lr / (1.0 - beta1 ** t)
+            denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** t) + self.eps
+            p.data -= (step_size * m / denom).astype(p.dtype, copy=False)
