@@ -28,7 +28,7 @@ def _as_array(data, dtype) -> np.ndarray:
     dtype = np.dtype(np.float32 if dtype is None else dtype)
     if dtype.type not in _FLOAT_TYPES:
         raise TypeError(f"Tensor: dtype must be float32 or float64, got {dtype}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    return np.asarray(array, dtype=dtype, order="C")     # (ascontiguousarray would turn 0-d into 1-d)
 
 
 class Tensor:

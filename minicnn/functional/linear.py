@@ -28,10 +28,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a                      # (…, M, K)
         b2 = b[:, None] if b.ndim == 1 else b                      # (…, K, P)
         g2 = grad
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
         if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)                            # (…, M, P)
+            g2 = g2[..., None]                                     # give back the column's axis P = 1
+        if a.ndim == 1:
+            g2 = g2[..., None, :]                                  # give back the row's axis M = 1: (…, M, P)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_a = g2 @ np.swapaxes(b2, -1, -2)

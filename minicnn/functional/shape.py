@@ -71,7 +71,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, *, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
-        return np.ascontiguousarray(x[index])
+        return np.array(x[index], order="C")               # a copy: later in-place updates of x don't leak in
 
     @staticmethod
     def backward(ctx, grad):

@@ -93,7 +93,8 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
     cols = im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     y = weight.reshape(C_out, -1) @ cols                                # (C_out, N·OH·OW)
     y = y.reshape(C_out, N, out_h, out_w).transpose(1, 0, 2, 3)         # a view in (N, C_out, OH, OW) order
-    return np.add(y, bias.reshape(C_out, 1, 1))                          # one pass: adds bias, lays out NCHW
+    out = np.empty((N, C_out, out_h, out_w), dtype=y.dtype)
+    return np.add(y, bias.reshape(C_out, 1, 1), out=out)                # one pass: adds bias, lays out NCHW
 
 
 def _grad_matrix(grad_out):

@@ -1,0 +1,206 @@
+"""The layer ops: gradient checks over the geometries that break kernels, worked examples, PyTorch parity."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import nn
+from minicnn.kernels.shapes import output_size
+from minicnn.testing import assert_close, gradcheck
+
+from conftest import distinct, t64, torch_or_skip
+
+CONV_GEOMETRY = [
+    # x shape, (C_out, KH, KW), stride, padding
+    ((2, 3, 7, 7), (4, 3, 3), 1, 0),
+    ((2, 2, 9, 8), (3, 3, 3), 2, 1),            # overlapping windows, stride not dividing
+    ((1, 1, 6, 5), (2, 2, 3), (2, 1), (0, 1)),  # non-square kernel, stride and padding, batch 1, channel 1
+    ((2, 2, 5, 5), (1, 5, 5), 1, 2),            # padding = half the kernel
+    ((1, 3, 4, 6), (2, 1, 1), 3, 0),            # 1 × 1 kernel, stride 3
+]
+
+
+@pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
+def test_gradcheck_conv2d(x_shape, w_spec, stride, padding, rng):
+    C_out, KH, KW = w_spec
+    x = t64(rng.standard_normal(x_shape))
+    w = t64(rng.standard_normal((C_out, x_shape[1], KH, KW)))
+    b = t64(rng.standard_normal(C_out))
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding), x, w, b)
+
+
+POOL_GEOMETRY = [
+    # x shape, kernel, stride, padding, ceil_mode
+    ((2, 2, 6, 6), 2, None, 0, False),
+    ((2, 2, 7, 7), 3, 2, 1, False),             # overlapping windows with padding: gradients accumulate
+    ((1, 1, 7, 7), 2, 3, 0, True),              # ceil_mode with a clipped last window
+    ((2, 1, 5, 5), 2, 2, 1, True),              # ceil_mode + padding
+    ((1, 2, 5, 8), (3, 2), (1, 3), (1, 1), False),
+]
+
+
+@pytest.mark.parametrize("x_shape, k, s, p, ceil_mode", POOL_GEOMETRY)
+def test_gradcheck_max_pool2d(x_shape, k, s, p, ceil_mode, rng):
+    x = t64(distinct(rng, x_shape))             # no ties: the derivative exists
+    gradcheck(lambda x: F.max_pool2d(x, k, s, p, ceil_mode), x)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("x_shape, k, s, p, ceil_mode", POOL_GEOMETRY)
+def test_gradcheck_avg_pool2d(x_shape, k, s, p, ceil_mode, count_include_pad, rng):
+    x = t64(rng.standard_normal(x_shape))
+    gradcheck(lambda x: F.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad), x)
+
+
+def test_gradcheck_global_avg_pool_relu_linear_dropout(rng):
+    gradcheck(F.global_avg_pool2d, t64(rng.standard_normal((2, 3, 4, 5))))
+    gradcheck(F.relu, t64(distinct(rng, (3, 4))))
+    x, w, b = t64(rng.standard_normal((3, 4))), t64(rng.standard_normal((5, 4))), t64(rng.standard_normal(5))
+    gradcheck(F.linear, x, w, b)
+    gradcheck(lambda x, w: F.linear(x, w), x, w)
+    gradcheck(F.linear, t64(rng.standard_normal((2, 3, 4))), w, b)        # extra leading axes
+
+    def dropped(x):
+        mc.manual_seed(7)                       # the same mask at every call of the check
+        return F.dropout(x, 0.3, training=True)
+    gradcheck(dropped, t64(rng.standard_normal((4, 5))))
+
+
+def test_gradcheck_losses(rng):
+    logits = t64(rng.standard_normal((5, 4)))
+    target = np.array([0, 3, 1, 1, 2])
+    gradcheck(lambda z: F.cross_entropy(z, target), logits)
+    gradcheck(lambda z: F.nll_loss(F.log_softmax(z, axis=1), target), logits)
+    gradcheck(lambda a, b: F.mse_loss(a, b), t64(rng.standard_normal((3, 2))), t64(rng.standard_normal((3, 2))))
+
+
+def test_cross_entropy_is_stable_and_correct():
+    logits = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+    loss = F.cross_entropy(mc.Tensor(logits), [0, 2]).item()
+    expected = (0.0 + (np.log(np.exp(1) + np.exp(2) + np.exp(3)) - 3)) / 2
+    assert np.isfinite(loss) and loss == pytest.approx(expected, rel=1e-5)
+
+
+# ----- output sizes and the pooling texts' worked examples ----------------------------------------------------
+@pytest.mark.parametrize("size, k, s, p, ceil_mode, expected", [
+    (7, 2, 2, 0, False, 3), (7, 2, 2, 0, True, 4),
+    (5, 2, 2, 1, True, 3),           # not 4: a 4th window would start in the right padding
+    (6, 2, 3, 0, True, 2),           # not 3: a 3rd window would start past the input
+    (28, 5, 1, 2, False, 28), (14, 5, 1, 0, False, 10), (28, 5, 2, 2, False, 14), (14, 5, 2, 0, False, 5),
+])
+def test_output_size_formula(size, k, s, p, ceil_mode, expected):
+    assert output_size(size, k, s, p, ceil_mode) == expected
+    x = mc.Tensor(np.zeros((1, 1, size, size)))
+    assert F.max_pool2d(x, k, s, p, ceil_mode).shape[-1] == expected
+    assert F.avg_pool2d(x, k, s, p, ceil_mode).shape[-1] == expected
+
+
+def test_output_size_is_floor_of_the_formula_over_a_grid():
+    for H in range(1, 12):
+        for k in range(1, 5):
+            for s in range(1, 4):
+                for p in range(0, k // 2 + 1):
+                    if H + 2 * p >= k:
+                        assert output_size(H, k, s, p) == (H + 2 * p - k) // s + 1
+
+
+def test_avg_pool_ceil_mode_example():
+    x = mc.Tensor(np.arange(49, dtype=np.float32).reshape(1, 1, 7, 7))
+    y = nn.AvgPool2d(2, stride=3, ceil_mode=True)(x)
+    assert y.numpy()[0, 0].tolist() == [[4, 7, 9.5], [25, 28, 30.5], [42.5, 45.5, 48]]
+
+
+def test_worked_examples_of_the_pooling_texts():
+    x = mc.Tensor(np.arange(1, 17, dtype=np.float32).reshape(1, 1, 4, 4))
+    assert nn.MaxPool2d(2)(x).numpy()[0, 0].tolist() == [[6, 8], [14, 16]]
+    assert nn.AvgPool2d(2)(x).numpy()[0, 0].tolist() == [[3.5, 5.5], [11.5, 13.5]]
+    x2 = mc.Tensor(np.array([[1, 3, 2, 4], [5, 6, 8, 7], [2, 1, 4, 3], [5, 2, 9, 6]], dtype=np.float32))
+    assert F.max_pool2d(x2.reshape(1, 1, 4, 4), 2, 2).numpy()[0, 0].tolist() == [[6, 8], [5, 9]]
+    big = mc.Tensor(np.zeros((16, 32, 64, 64), dtype=np.float32))
+    assert nn.MaxPool2d(2, 2)(big).shape == (16, 32, 32, 32)
+    for layer in (nn.MaxPool2d(2), nn.AvgPool2d(3, 2, 1), nn.GlobalAvgPool2d()):
+        assert list(layer.parameters()) == []
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum_and_accumulates_on_overlap():
+    x = mc.Tensor(np.array([[[[1, 5, 5], [5, 2, 0], [0, 0, 0]]]], dtype=np.float32), requires_grad=True)
+    F.max_pool2d(x, 2, stride=1).sum().backward()
+    # windows: [1 5;5 2] → first 5 at (0,1); [5 5;2 0] → (0,1) again; [5 2;0 0] → (1,0); [2 0;0 0] → (1,1)
+    assert x.grad[0, 0].tolist() == [[0, 2, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_max_pool_padding_never_wins():
+    x = mc.Tensor(-np.ones((1, 1, 3, 3), dtype=np.float32))
+    assert F.max_pool2d(x, 3, 1, 1).numpy().max() == -1.0       # padded zeros would have won
+
+
+def test_nan_propagates_through_max_pool_and_relu():
+    x = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    x[0, 0, 0, 0] = np.nan
+    y = F.max_pool2d(mc.Tensor(x), 2).numpy()
+    assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 0, 1, 1])
+    assert np.isnan(F.relu(mc.Tensor([np.nan])).numpy()[0])
+
+
+def test_unbatched_input(rng):
+    x = rng.standard_normal((3, 8, 8)).astype(np.float32)
+    conv = nn.Conv2d(3, 2, 3, padding=1)
+    assert_close(conv(mc.Tensor(x)), conv(mc.Tensor(x[None])).numpy()[0])
+    assert F.max_pool2d(mc.Tensor(x), 2).shape == (3, 4, 4)
+    assert F.global_avg_pool2d(mc.Tensor(x)).shape == (3, 1, 1)
+    t = mc.Tensor(x, requires_grad=True)
+    F.avg_pool2d(t, 2).sum().backward()
+    assert t.grad.shape == (3, 8, 8)
+
+
+# ----- parity with PyTorch (runs when torch is installed) -------------------------------------------------------
+@pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
+def test_conv2d_matches_pytorch(x_shape, w_spec, stride, padding, rng):
+    torch = torch_or_skip()
+    C_out, KH, KW = w_spec
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((C_out, x_shape[1], KH, KW))
+    b = rng.standard_normal(C_out)
+    g = rng.standard_normal(F.conv2d(mc.Tensor(x), mc.Tensor(w), None, stride, padding).shape)
+    ours = [t64(a) for a in (x, w, b)]
+    F.conv2d(*ours, stride, padding).backward(g)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = torch.nn.functional.conv2d(*theirs, stride=stride, padding=padding)
+    y.backward(torch.tensor(g))
+    assert_close(F.conv2d(*ours, stride, padding), y.detach().numpy(), rtol=1e-9, atol=1e-9)
+    for o, t in zip(ours, theirs):
+        assert_close(o.grad, t.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("x_shape, k, s, p, ceil_mode", POOL_GEOMETRY + [((2, 3, 9, 9), 3, 2, 1, True)])
+def test_pools_match_pytorch(x_shape, k, s, p, ceil_mode, count_include_pad, rng):
+    torch = torch_or_skip()
+    x = rng.standard_normal(x_shape)
+    x.flat[::5] = x.flat[0]                         # ties: both must pick the first maximum
+    for ours_fn, torch_fn in [
+        (lambda t: F.max_pool2d(t, k, s, p, ceil_mode),
+         lambda t: torch.nn.functional.max_pool2d(t, k, s, p, ceil_mode=ceil_mode)),
+        (lambda t: F.avg_pool2d(t, k, s, p, ceil_mode, count_include_pad),
+         lambda t: torch.nn.functional.avg_pool2d(t, k, s, p, ceil_mode, count_include_pad)),
+    ]:
+        ours, theirs = t64(x), torch.tensor(x, requires_grad=True)
+        y_ours, y_theirs = ours_fn(ours), torch_fn(theirs)
+        assert y_ours.shape == tuple(y_theirs.shape)
+        g = rng.standard_normal(y_ours.shape)
+        y_ours.backward(g)
+        y_theirs.backward(torch.tensor(g))
+        assert_close(y_ours, y_theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+        assert_close(ours.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_losses_match_pytorch(rng):
+    torch = torch_or_skip()
+    z = rng.standard_normal((6, 5))
+    target = rng.integers(0, 5, 6)
+    ours, theirs = t64(z), torch.tensor(z, requires_grad=True)
+    F.cross_entropy(ours, target).backward()
+    loss = torch.nn.functional.cross_entropy(theirs, torch.tensor(target))
+    loss.backward()
+    assert F.cross_entropy(t64(z), target).item() == pytest.approx(loss.item(), rel=1e-12)
+    assert_close(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -1,0 +1,146 @@
+"""Every fast kernel equals its plain reference, on randomised shapes and arguments.
+
+The geometry tables include what breaks kernels: overlapping windows (kernel 3, stride 2), strides that do
+not divide the input, padding up to half the kernel, ceil_mode, odd and non-square sizes, batch 1, channel 1.
+"""
+import numpy as np
+import pytest
+
+from minicnn.kernels import activation as K_act, conv as K_conv, pool as K_pool
+from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
+from minicnn.reference import activation as R_act, conv as R_conv, pool as R_pool
+from minicnn.testing import assert_close
+
+DTYPES = [np.float32, np.float64]
+
+
+def random_conv_case(rng):
+    """A random valid convolution: shapes, kernel, stride, padding."""
+    while True:
+        N, C_in, C_out = rng.integers(1, 4), rng.integers(1, 5), rng.integers(1, 5)
+        H, W = rng.integers(1, 12), rng.integers(1, 12)
+        KH, KW = rng.integers(1, 6), rng.integers(1, 6)
+        S = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        P = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        if H + 2 * P[0] >= KH and W + 2 * P[1] >= KW:
+            return (N, C_in, H, W), (C_out, C_in, KH, KW), S, P
+
+
+CONV_CASES = [
+    # x shape, w shape, stride, padding
+    ((2, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2)),       # LeNet's first layer
+    ((2, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),      # the strided pyramid's second layer
+    ((1, 3, 7, 9), (4, 3, 3, 2), (2, 1), (1, 1)),         # non-square kernel, stride not dividing, batch 1
+    ((3, 2, 5, 5), (1, 2, 5, 5), (1, 1), (0, 0)),         # kernel = input: a 1 × 1 output
+    ((2, 2, 8, 6), (3, 2, 3, 3), (3, 2), (1, 0)),         # overlapping in one axis only
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES + ["random"] * 12)
+def test_conv_kernels_equal_reference(case, dtype, rng):
+    x_shape, w_shape, S, P = random_conv_case(rng) if case == "random" else case
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    _, _, (OH, OW) = conv2d_geometry(x_shape, w_shape, S, P)
+    args = (*S, *P, OH, OW)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y = K_conv.conv2d_forward(x, w, b, *args)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    assert_close(y, R_conv.conv2d_forward(x, w, b, *args), **tol, name="conv2d_forward")
+
+    g = rng.standard_normal(y.shape).astype(dtype)
+    H, W, KH, KW = x_shape[2], x_shape[3], w_shape[2], w_shape[3]
+    assert_close(K_conv.conv2d_backward_input(g, w, H, W, *S, *P),
+                 R_conv.conv2d_backward_input(g, w, H, W, *S, *P), **tol, name="conv2d_backward_input")
+    assert_close(K_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P),
+                 R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight")
+
+    cols = K_conv.im2col(x, KH, KW, *args)
+    assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
+    assert_close(K_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args),
+                 R_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
+
+
+def random_pool_case(rng):
+    while True:
+        N, C = rng.integers(1, 4), rng.integers(1, 4)
+        H, W = rng.integers(1, 12), rng.integers(1, 12)
+        K = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        S = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        P = (int(rng.integers(0, K[0] // 2 + 1)), int(rng.integers(0, K[1] // 2 + 1)))
+        ceil_mode = bool(rng.integers(0, 2))
+        try:
+            pool2d_geometry((N, C, H, W), K, S, P, ceil_mode, "test")
+        except ValueError:
+            continue
+        return (N, C, H, W), K, S, P, ceil_mode
+
+
+POOL_CASES = [
+    # x shape, kernel, stride, padding, ceil_mode
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False),        # the classic 2 × 2
+    ((2, 2, 9, 7), (3, 3), (2, 2), (1, 1), False),        # overlapping windows with padding
+    ((1, 1, 7, 7), (2, 2), (3, 3), (0, 0), True),         # ceil_mode: a clipped last window
+    ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),         # ceil_mode + padding: the 4th window is dropped
+    ((1, 2, 6, 11), (3, 2), (1, 3), (1, 0), True),        # non-square everything
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES + ["random"] * 12)
+def test_pool_kernels_equal_reference(case, dtype, rng):
+    x_shape, K, S, P, ceil_mode = random_pool_case(rng) if case == "random" else case
+    x = rng.standard_normal(x_shape).astype(dtype)
+    x.flat[rng.integers(0, x.size, size=3)] = x.flat[0]          # some ties: the first maximum must win
+    _, _, _, (OH, OW) = pool2d_geometry(x_shape, K, S, P, ceil_mode, "test")
+    args = (*K, *S, *P, OH, OW)
+    H, W = x_shape[2:]
+
+    y, argmax = K_pool.max_pool2d_forward(x, *args)
+    y_ref, argmax_ref = R_pool.max_pool2d_forward(x, *args)
+    assert_close(y, y_ref, rtol=0, atol=0, name="max_pool2d_forward")
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(K_pool.max_pool2d_backward(g, argmax, H, W), R_pool.max_pool2d_backward(g, argmax, H, W),
+                 rtol=1e-6, atol=1e-6, name="max_pool2d_backward")
+
+    for count_include_pad in (True, False):
+        assert_close(K_pool.avg_pool2d_forward(x, *args, count_include_pad),
+                     R_pool.avg_pool2d_forward(x, *args, count_include_pad), rtol=1e-5, atol=1e-6,
+                     name=f"avg_pool2d_forward(count_include_pad={count_include_pad})")
+        assert_close(K_pool.avg_pool2d_backward(g, H, W, *K, *S, *P, count_include_pad),
+                     R_pool.avg_pool2d_backward(g, H, W, *K, *S, *P, count_include_pad), rtol=1e-5, atol=1e-6,
+                     name="avg_pool2d_backward")
+
+    assert_close(K_pool.global_avg_pool2d_forward(x), R_pool.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
+    g1 = rng.standard_normal(x_shape[:2] + (1, 1)).astype(dtype)
+    assert_close(K_pool.global_avg_pool2d_backward(g1, H, W), R_pool.global_avg_pool2d_backward(g1, H, W),
+                 rtol=1e-6, atol=1e-7)
+
+
+def test_max_pool_nan_wins_like_pytorch():
+    x = np.array([[[[1.0, np.nan], [np.nan, 5.0]]]], dtype=np.float32)
+    for module in (K_pool, R_pool):
+        y, argmax = module.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1)
+        assert np.isnan(y[0, 0, 0, 0])
+        assert argmax[0, 0, 0, 0] == 2          # PyTorch's scan `v > best or isnan(v)` keeps the last NaN
+
+
+def test_max_pool_all_minus_infinity_picks_the_first_cell():
+    x = np.full((1, 1, 2, 2), -np.inf, dtype=np.float32)
+    y, argmax = K_pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1)
+    assert y[0, 0, 0, 0] == -np.inf and argmax[0, 0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (2, 3, 5, 4), (64, 6, 28, 28)])
+def test_relu_kernels_equal_reference(shape, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[0] = np.nan
+    y = K_act.relu_forward(x)
+    assert_close(y, R_act.relu_forward(x), rtol=0, atol=0)
+    assert np.isnan(y.flat[0])
+    g = rng.standard_normal(shape).astype(dtype)
+    assert_close(K_act.relu_backward(g, y), R_act.relu_backward(g, y), rtol=0, atol=0)

@@ -1,0 +1,98 @@
+"""Optimizers follow PyTorch's update rules, and learning works end to end."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import nn, optim
+from minicnn.testing import assert_close
+
+from conftest import torch_or_skip
+
+
+def run_steps(make_opt, steps=4):
+    w = mc.nn.Parameter(np.array([1.0, -2.0, 3.0]))
+    opt = make_opt([w])
+    for k in range(steps):
+        opt.zero_grad()
+        ((w * w).sum() * (k + 1)).backward()
+        opt.step()
+    return w.numpy()
+
+
+def test_sgd_by_hand():
+    # momentum 0.9, dampening 0.1, weight decay 0.01, loss (k+1)·Σw²: written out from the rule in optim.py
+    w = np.array([1.0, -2.0, 3.0]); buf = None
+    for k in range(4):
+        g = 2 * w * (k + 1) + 0.01 * w
+        buf = g.copy() if buf is None else 0.9 * buf + 0.9 * g
+        w = w - 0.1 * buf
+    got = run_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01))
+    assert_close(got, w, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
+                                    dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1)])
+def test_sgd_matches_pytorch(kwargs):
+    torch = torch_or_skip()
+    ours = run_steps(lambda p: optim.SGD(p, **kwargs))
+    w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    opt = torch.optim.SGD([w], **kwargs)
+    for k in range(4):
+        opt.zero_grad(); ((w * w).sum() * (k + 1)).backward(); opt.step()
+    assert_close(ours, w.detach().numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr=0.1, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)])
+def test_adam_matches_pytorch(kwargs):
+    torch = torch_or_skip()
+    ours = run_steps(lambda p: optim.Adam(p, **kwargs))
+    w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    opt = torch.optim.Adam([w], **kwargs)
+    for k in range(4):
+        opt.zero_grad(); ((w * w).sum() * (k + 1)).backward(); opt.step()
+    assert_close(ours, w.detach().numpy(), rtol=1e-5)
+
+
+def test_adam_first_step_moves_by_lr():
+    # after one step m̂ = g and v̂ = g², so every weight moves by lr·g/(|g| + eps) ≈ lr·sign(g)
+    got = run_steps(lambda p: optim.Adam(p, lr=0.01), steps=1)
+    assert_close(got, [0.99, -1.99, 2.99], rtol=1e-6)
+
+
+def test_optimizer_state_round_trip():
+    w1, w2 = mc.nn.Parameter(np.ones(3)), mc.nn.Parameter(np.ones(3))
+    opt1, opt2 = optim.Adam([w1]), optim.Adam([w2])
+    for _ in range(2):
+        opt1.zero_grad(); (w1 * w1).sum().backward(); opt1.step()
+    w2.data = w1.data.copy()
+    opt2.load_state_dict(opt1.state_dict())
+    for w, opt in ((w1, opt1), (w2, opt2)):
+        opt.zero_grad(); (w * w).sum().backward(); opt.step()
+    np.testing.assert_array_equal(w1.numpy(), w2.numpy())
+
+
+def fixed_batch():
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 1, 12, 12)).astype(np.float32)
+    y = np.arange(32) % 10
+    return mc.Tensor(x), y
+
+
+@pytest.mark.parametrize("make_opt", [lambda p: optim.SGD(p, lr=0.05, momentum=0.9), lambda p: optim.Adam(p, lr=0.01)],
+                         ids=["sgd", "adam"])
+def test_a_small_cnn_overfits_a_fixed_batch(make_opt):
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 16, 3), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16 * 2 * 2, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = make_opt(model.parameters())
+    x, y = fixed_batch()
+    for step in range(400):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        with mc.no_grad():
+            accuracy = np.mean(model(x).numpy().argmax(1) == y)
+        if accuracy == 1.0:
+            break
+    assert accuracy == 1.0, f"training accuracy {accuracy:.2f} after {step + 1} steps, loss {loss.item():.3f}"
