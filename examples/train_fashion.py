@@ -1,0 +1,148 @@
+"""Train LeNet-style pyramids on Fashion-MNIST and compare how they downsample: max pooling, average pooling,
+or strided convolutions (same 61,706 parameters, the same recipe, the same seed).
+
+    python examples/train_fashion.py                          # maxpool, avgpool, strided; 5 epochs of SGD
+    python examples/train_fashion.py --models all --limit 2000 --epochs 1     # a quick try of all five
+    python examples/train_fashion.py --models maxpool --epochs 30 --schedule cosine   # the longer recipe
+    python examples/train_fashion.py --resume runs/20261122-101500             # continue after Ctrl-C
+
+Writes under --out (default runs/<timestamp>): results.json and results.csv (per model, per epoch),
+<model>.npz checkpoints, config.json (the settings), and curves.png when matplotlib is installed.
+Ctrl-C stops after the current batch and saves everything; --resume DIR continues to the same final numbers.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import minicnn as mc
+from minicnn import models, optim
+from minicnn.data import CorruptFileError, DataLoader, DataNotFoundError, load_fashion_mnist
+from minicnn.report import PLOT_HINT, format_table, plot_curves, write_csv, write_json
+from minicnn.serialization import load
+from minicnn.summary import layer_table, summary
+from minicnn.train import cosine_schedule, fit
+
+DEFAULT_MODELS = "maxpool,avgpool,strided"
+SETTINGS = ("models", "epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "limit")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=DEFAULT_MODELS,
+                   help=f"comma-separated names from {', '.join(models.MODELS)}, or 'all' (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 for sgd, 0.001 for adam)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd uses momentum 0.9")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate over epochs: constant, or cosine annealing towards 0")
+    p.add_argument("--seed", type=int, default=0, help="fixes initial weights and the order of batches")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
+    p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR with its settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no per-epoch lines, no summaries")
+    args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 0.01 if args.optimizer == "sgd" else 0.001
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.resume or args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if args.resume:                                    # the saved run's settings win, so it ends as it would have
+        saved = json.loads((out / "config.json").read_text())
+        for key in SETTINGS:
+            setattr(args, key, saved[key])
+    names = list(models.MODELS) if args.models == "all" else args.models.split(",")
+    for name in names:
+        if name not in models.MODELS:
+            print(f"--models: unknown model {name!r}; choose from {', '.join(models.MODELS)} or 'all'", file=sys.stderr)
+            return 2
+    out.mkdir(parents=True, exist_ok=True)
+    write_json({key: getattr(args, key) for key in SETTINGS}, out / "config.json")
+
+    try:
+        x_train, y_train, x_test, y_test = load_fashion_mnist(args.data_dir, progress=not args.quiet)
+    except (DataNotFoundError, CorruptFileError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    train_loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed)
+    test_loader = DataLoader(x_test, y_test, 1000)
+    print(f"Fashion-MNIST: {len(x_train):,} training and {len(x_test):,} test images. Output: {out}/")
+
+    rows, per_epoch, histories = [], [], {}
+    for name in names:
+        mc.manual_seed(args.seed)                      # each model starts from the same seed: a controlled comparison
+        model = models.build(name)
+        make = optim.SGD if args.optimizer == "sgd" else optim.Adam
+        optimizer = make(model.parameters(), lr=args.lr, **({"momentum": 0.9} if args.optimizer == "sgd" else {}))
+        checkpoint = out / f"{name}.npz"
+        resume = load(checkpoint) if args.resume and checkpoint.exists() else None
+        if resume is not None and resume["finished"]:
+            model.load_state_dict(resume["model"])
+            history = json.loads(resume["history_json"])
+            print(f"{name}: already trained in {out}/, kept")
+        else:
+            if not args.quiet:
+                print(f"\n{name}" + (" (resumed)" if resume is not None else ""))
+                summary(model)
+            result = fit(model, optimizer, train_loader, test_loader, args.epochs, checkpoint=checkpoint,
+                         resume=resume, progress=not args.quiet, desc=name,
+                         lr_schedule=cosine_schedule(args.lr, args.epochs) if args.schedule == "cosine" else None)
+            history = result.history
+            if result.interrupted:
+                histories[name] = history
+                _write_results(out, args, rows, per_epoch + _epochs(name, history))
+                print(f"\nInterrupted: {name}'s checkpoint and the results so far are saved in {out}/.\n"
+                      f"Continue with: python examples/train_fashion.py --resume {out}")
+                return 130
+        histories[name] = history
+        per_epoch += _epochs(name, history)
+        rows.append(_summary_row(name, model, history))
+        _write_results(out, args, rows, per_epoch)
+
+    print("\n" + format_table(rows, TABLE))
+    if plot_curves(histories, out / "curves.png"):
+        print(f"figure: {out / 'curves.png'}")
+    else:
+        print(PLOT_HINT)
+    print(f"results: {out / 'results.json'}, {out / 'results.csv'}")
+    return 0
+
+
+TABLE = [("model", "model", "{}"), ("params", "params", "{:,}"), ("mult-adds/img", "macs", "{:,}"),
+         ("train img/s", "images_per_second", "{:,.0f}"), ("wall time (s)", "wall_seconds", "{:.0f}"),
+         ("final test acc", "final_test_accuracy", "{:.2%}"), ("best test acc", "best_test_accuracy", "{:.2%}"),
+         ("test loss", "final_test_loss", "{:.4f}")]
+
+
+def _epochs(name, history):
+    return [{"model": name, **record} for record in history]
+
+
+def _summary_row(name, model, history):
+    table = layer_table(model, (1, 28, 28))
+    train_seconds = sum(h["seconds"] for h in history)
+    images = sum(h["seconds"] * h["images_per_second"] for h in history)
+    return {"model": name, "params": sum(r["params"] for r in table), "macs": sum(r["macs"] for r in table),
+            "images_per_second": images / train_seconds if train_seconds else None,
+            "wall_seconds": sum(h["wall_seconds"] for h in history),
+            "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
+            "best_test_accuracy": max(h["test_accuracy"] for h in history) if history else None,
+            "final_test_loss": history[-1]["test_loss"] if history else None}
+
+
+def _write_results(out, args, rows, per_epoch):
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    write_json({"settings": settings, "summary": rows, "epochs": per_epoch}, out / "results.json")
+    write_csv(per_epoch, out / "results.csv")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
