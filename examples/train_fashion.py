@@ -3,7 +3,7 @@ or strided convolutions (same 61,706 parameters, the same recipe, the same seed)
 
     python examples/train_fashion.py                          # maxpool, avgpool, strided; 5 epochs of SGD
     python examples/train_fashion.py --models all --limit 2000 --epochs 1     # a quick try of all five
-    python examples/train_fashion.py --models maxpool --epochs 30 --schedule cosine   # the longer recipe
+    python examples/train_fashion.py --models maxpool --epochs 30 --optimizer adam --schedule cosine --augment
     python examples/train_fashion.py --resume runs/20261122-101500             # continue after Ctrl-C
 
 Writes under --out (default runs/<timestamp>): results.json and results.csv (per model, per epoch),
@@ -14,18 +14,20 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import minicnn as mc
 from minicnn import models, optim
 from minicnn.data import CorruptFileError, DataLoader, DataNotFoundError, load_fashion_mnist
+from minicnn.data.transforms import random_shift_flip
 from minicnn.report import PLOT_HINT, format_table, plot_curves, write_csv, write_json
-from minicnn.serialization import load
 from minicnn.summary import layer_table, summary
 from minicnn.train import cosine_schedule, fit
 
 DEFAULT_MODELS = "maxpool,avgpool,strided"
-SETTINGS = ("models", "epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "limit")
+SETTINGS = ("models", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "schedule", "augment", "max_shift",
+            "seed", "limit")
 
 
 def parse_args(argv=None):
@@ -38,6 +40,10 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd uses momentum 0.9")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over epochs: constant, or cosine annealing towards 0")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty added to the gradients")
+    p.add_argument("--augment", action="store_true",
+                   help="random left-right flips and shifts of up to --max-shift pixels while training")
+    p.add_argument("--max-shift", type=int, default=1, help="largest shift of --augment, in pixels")
     p.add_argument("--seed", type=int, default=0, help="fixes initial weights and the order of batches")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
     p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
@@ -72,7 +78,8 @@ def main(argv=None) -> int:
         return 1
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    train_loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed)
+    train_loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed,
+                              augment=partial(random_shift_flip, max_shift=args.max_shift) if args.augment else None)
     test_loader = DataLoader(x_test, y_test, 1000)
     print(f"Fashion-MNIST: {len(x_train):,} training and {len(x_test):,} test images. Output: {out}/")
 
@@ -81,9 +88,10 @@ def main(argv=None) -> int:
         mc.manual_seed(args.seed)                      # each model starts from the same seed: a controlled comparison
         model = models.build(name)
         make = optim.SGD if args.optimizer == "sgd" else optim.Adam
-        optimizer = make(model.parameters(), lr=args.lr, **({"momentum": 0.9} if args.optimizer == "sgd" else {}))
+        optimizer = make(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                         **({"momentum": 0.9} if args.optimizer == "sgd" else {}))
         checkpoint = out / f"{name}.npz"
-        resume = load(checkpoint) if args.resume and checkpoint.exists() else None
+        resume = mc.load(checkpoint) if args.resume and checkpoint.exists() else None
         if resume is not None and resume["finished"]:
             model.load_state_dict(resume["model"])
             history = json.loads(resume["history_json"])
@@ -97,7 +105,6 @@ def main(argv=None) -> int:
                          lr_schedule=cosine_schedule(args.lr, args.epochs) if args.schedule == "cosine" else None)
             history = result.history
             if result.interrupted:
-                histories[name] = history
                 _write_results(out, args, rows, per_epoch + _epochs(name, history))
                 print(f"\nInterrupted: {name}'s checkpoint and the results so far are saved in {out}/.\n"
                       f"Continue with: python examples/train_fashion.py --resume {out}")

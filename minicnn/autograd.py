@@ -24,12 +24,15 @@ is still wrong.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 
-__all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast"]
+__all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast",
+           "profile"]
 
 _grad_enabled = True
+_profile = None     # while profiling: op name → [calls, forward seconds, backward seconds]
 
 
 def is_grad_enabled() -> bool:
@@ -63,6 +66,44 @@ def no_grad():
 def enable_grad():
     """Context manager: turn graph recording back on inside a ``no_grad()`` block."""
     return _set_grad_enabled(True)
+
+
+class _Profile(dict):
+    """Seconds spent in each op's forward and backward while ``profile()`` was active."""
+
+    def table(self) -> str:
+        total = sum(f + b for _, f, b in self.values()) or 1.0
+        lines = [f"{'op':<18}{'calls':>7}{'forward ms':>12}{'backward ms':>13}{'share':>8}"]
+        for name, (calls, f, b) in sorted(self.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
+            lines.append(f"{name:<18}{calls:>7}{f * 1e3:>12.2f}{b * 1e3:>13.2f}{(f + b) / total:>8.1%}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def profile():
+    """Time every op's forward and backward while active; the yielded dict holds, per op name,
+    [calls, forward seconds, backward seconds], and its ``table()`` shows where the time goes.
+
+    >>> import minicnn as mc
+    >>> with mc.autograd.profile() as stats:
+    ...     (mc.Tensor([1.0, 2.0], requires_grad=True) * 3).sum().backward()
+    >>> sorted(stats)
+    ['Mul', 'Sum']
+    """
+    global _profile
+    previous, _profile = _profile, _Profile()
+    stats = _profile
+    try:
+        yield stats
+    finally:
+        _profile = previous
+
+
+def _account(name: str, slot: int, seconds: float) -> None:
+    entry = _profile.setdefault(name, [0, 0.0, 0.0])
+    entry[slot] += seconds
+    if slot == 1:
+        entry[0] += 1
 
 
 class Context:
@@ -103,7 +144,12 @@ class Function:
         record = _grad_enabled and any(needs)
         ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
+        if _profile is None:
+            out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
+        else:
+            started = time.perf_counter()
+            out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
+            _account(cls.__name__, 1, time.perf_counter() - started)
         if record:
             out._node = _Node(cls, ctx, tuple(a if isinstance(a, Tensor) else None for a in args))
         return out
@@ -182,7 +228,10 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                                "time; its saved arrays were freed. Pass retain_graph=True to the first "
                                "backward() if you need to call it twice.")
         name = node.function.__name__
+        started = time.perf_counter()
         input_grads = node.function.backward(node.ctx, g)
+        if _profile is not None:
+            _account(name, 2, time.perf_counter() - started)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):

@@ -59,6 +59,10 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
 
     cols = K_conv.im2col(x, KH, KW, *args)
     assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
+    assert_close(K_conv.conv2d_forward_cols(cols, w, b, x_shape[0], OH, OW),
+                 R_conv.conv2d_forward_cols(cols, w, b, x_shape[0], OH, OW), **tol, name="conv2d_forward_cols")
+    assert_close(K_conv.conv2d_backward_weight_cols(g, cols, w_shape),
+                 R_conv.conv2d_backward_weight_cols(g, cols, w_shape), **tol, name="conv2d_backward_weight_cols")
     assert_close(K_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args),
                  R_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
 

@@ -6,8 +6,9 @@ converted when it is drawn::
     x_batch = (images / 255 − mean) / std        mean = 0.2860, std = 0.3530 (Fashion-MNIST's training set)
 
 Shuffling is reproducible: epoch e's order is a permutation drawn from a generator seeded with (seed, e), so
-it depends only on the seed and the epoch, never on what ran before. That is what lets an interrupted run
-resume mid-epoch with exactly the batches it would have seen.
+it depends only on the seed and the epoch, never on what ran before; an optional augmentation draws from a
+generator seeded with (seed, e, batch number). That is what lets an interrupted run resume mid-epoch with
+exactly the batches it would have seen.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ class DataLoader:
         shuffle: draw a new order each epoch (from ``seed`` and the epoch number).
         seed: the shuffling seed.
         drop_last: drop the last, smaller batch.
+        augment: optional function (uint8 images (B, H, W), numpy Generator) → images, applied to each batch
+            before normalisation (e.g. ``transforms.random_shift_flip``).
 
     Each ``for`` loop over the loader is one epoch and advances ``loader.epoch``; ``set_epoch(e)`` jumps to
     epoch e, and ``batches(e, start)`` gives epoch e's batches from number ``start`` on (for resuming).
@@ -50,7 +53,8 @@ class DataLoader:
     [(4, 1, 28, 28), (4, 1, 28, 28), (2, 1, 28, 28)]
     """
 
-    def __init__(self, x, y, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+    def __init__(self, x, y, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 augment=None):
         x, y = np.asarray(x), np.asarray(y)
         if len(x) != len(y):
             raise ValueError(f"DataLoader: x and y must have the same length, got {len(x)} images and {len(y)} labels")
@@ -58,6 +62,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         self.x, self.y = x, y.astype(np.int64)
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.augment = augment
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -80,6 +85,8 @@ class DataLoader:
         for b in range(start, len(self)):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
             images = self.x[index]
+            if self.augment is not None:
+                images = self.augment(images, np.random.default_rng([self.seed, epoch, b]))
             images = normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
             yield images, self.y[index]
 

@@ -29,19 +29,20 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, *, stride, padding, out_size):
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
         b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
-        ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.padding = stride, padding
-        return kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size)
+        cols = kernels.im2col(x, *weight.shape[2:], *stride, *padding, *out_size)
+        # The weight gradient is g @ colsᵀ: keep the columns rather than unfold x again in backward.
+        ctx.save_for_backward(cols if ctx.needs_input_grad[1] else None, weight)
+        ctx.stride, ctx.padding, ctx.in_size = stride, padding, x.shape[2:]
+        return kernels.conv2d_forward_cols(cols, weight, b, x.shape[0], *out_size)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved
+        cols, weight = ctx.saved
         grad = np.ascontiguousarray(grad)
         need_x, need_w, need_b = ctx.needs_input_grad
-        H, W = x.shape[2:]
-        KH, KW = weight.shape[2:]
-        grad_x = kernels.conv2d_backward_input(grad, weight, H, W, *ctx.stride, *ctx.padding) if need_x else None
-        grad_w = kernels.conv2d_backward_weight(grad, x, KH, KW, *ctx.stride, *ctx.padding) if need_w else None
+        grad_x = (kernels.conv2d_backward_input(grad, weight, *ctx.in_size, *ctx.stride, *ctx.padding)
+                  if need_x else None)
+        grad_w = kernels.conv2d_backward_weight_cols(grad, cols, weight.shape) if need_w else None
         grad_b = grad.sum(axis=(0, 2, 3)) if need_b else None
         return grad_x, grad_w, grad_b
 

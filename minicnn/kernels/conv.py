@@ -81,6 +81,18 @@ def col2im(cols, N, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h,
     return x
 
 
+def conv2d_forward_cols(cols, weight, bias, N, out_h, out_w):
+    """The convolution once im2col is done: y = W @ cols + bias, laid out as (N, C_out, OH, OW).
+
+    Inputs: cols (C_in·KH·KW, N·OH·OW) from ``im2col``, weight (C_out, C_in, KH, KW), bias (C_out,).
+    """
+    C_out = weight.shape[0]
+    y = weight.reshape(C_out, -1) @ cols                                # (C_out, N·OH·OW), one BLAS product
+    y = y.reshape(C_out, N, out_h, out_w).transpose(1, 0, 2, 3)         # a view in (N, C_out, OH, OW) order
+    out = np.empty((N, C_out, out_h, out_w), dtype=y.dtype)
+    return np.add(y, bias.reshape(C_out, 1, 1), out=out)                # one pass: adds bias, lays out NCHW
+
+
 def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """y = conv2d(x, weight) + bias.
 
@@ -88,13 +100,9 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
     padding and output size already checked by ``shapes.conv2d_geometry``.
     Returns: y (N, C_out, OH, OW).
     """
-    N = x.shape[0]
-    C_out, _, KH, KW = weight.shape
+    KH, KW = weight.shape[2:]
     cols = im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    y = weight.reshape(C_out, -1) @ cols                                # (C_out, N·OH·OW)
-    y = y.reshape(C_out, N, out_h, out_w).transpose(1, 0, 2, 3)         # a view in (N, C_out, OH, OW) order
-    out = np.empty((N, C_out, out_h, out_w), dtype=y.dtype)
-    return np.add(y, bias.reshape(C_out, 1, 1), out=out)                # one pass: adds bias, lays out NCHW
+    return conv2d_forward_cols(cols, weight, bias, x.shape[0], out_h, out_w)
 
 
 def _grad_matrix(grad_out):
@@ -114,6 +122,11 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     return col2im(grad_cols, N, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
+def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
+    """dL/dweight from the forward's ``cols``: g @ colsᵀ, reshaped to ``weight_shape`` (C_out, C_in, KH, KW)."""
+    return (_grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
+
+
 def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w):
     """dL/dweight of a convolution.
 
@@ -122,5 +135,4 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     """
     C_out, out_h, out_w = grad_out.shape[1:]
     cols = im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    grad_w = _grad_matrix(grad_out) @ cols.T                               # (C_out, C_in·KH·KW)
-    return grad_w.reshape(C_out, x.shape[1], KH, KW)
+    return conv2d_backward_weight_cols(grad_out, cols, (C_out, x.shape[1], KH, KW))

@@ -89,3 +89,29 @@ def col2im(cols, N, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h,
                 column = cols[:, (n * out_h + oh) * out_w + ow]
                 xp[n, :, top:top + KH, left:left + KW] += column.reshape(C_in, KH, KW)
     return xp[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
+
+
+def conv2d_forward_cols(cols, weight, bias, N, out_h, out_w):
+    """The convolution from im2col's columns: each output cell is one column dotted with one flattened filter."""
+    C_out = weight.shape[0]
+    filters = weight.reshape(C_out, -1)
+    y = np.zeros((N, C_out, out_h, out_w), dtype=cols.dtype)
+    for n in range(N):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                column = cols[:, (n * out_h + oh) * out_w + ow]
+                for co in range(C_out):
+                    y[n, co, oh, ow] = np.dot(filters[co], column) + bias[co]
+    return y
+
+
+def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
+    """dL/dweight from im2col's columns: every output cell adds g times its column to its filter's gradient."""
+    N, C_out, out_h, out_w = grad_out.shape
+    grad_w = np.zeros((C_out, cols.shape[0]), dtype=grad_out.dtype)
+    for n in range(N):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                column = cols[:, (n * out_h + oh) * out_w + ow]
+                grad_w += grad_out[n, :, oh, ow, None] * column[None, :]
+    return grad_w.reshape(weight_shape)

@@ -1,0 +1,201 @@
+"""Whole training steps and evaluation, minicnn beside PyTorch; start-up times and peak memory.
+
+    python benchmarks/bench_train.py                  # everything (about 2 minutes)
+    python benchmarks/bench_train.py --skip-memory    # without the example run that measures peak memory
+
+Figures:
+  - training step (forward, backward, SGD with momentum) of ``maxpool`` and ``strided`` at batch 64 and 256:
+    images per second, the two frameworks interleaved step by step, medians;
+  - evaluation (forward under no_grad, batch 1000) of ``maxpool``, ``avgpool`` and ``strided``: images/s;
+  - cold start: a fresh process with an *empty* Numba cache, from launch to its first finished ``maxpool``
+    training step; warm start: the same with the cache filled; ``import minicnn`` alone;
+  - peak memory (max RSS) of ``examples/train_fashion.py`` with its default models and settings, one epoch
+    (memory does not grow with epochs).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+import minicnn as mc  # noqa: E402
+import minicnn.functional as F  # noqa: E402
+from minicnn import models, optim  # noqa: E402
+
+try:
+    import torch
+    torch.set_num_threads(2)
+except ImportError:
+    torch = None
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def torch_model(name):
+    """The same layers as ``minicnn.models`` in PyTorch."""
+    tnn = torch.nn
+    head = [tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10)]
+    if name == "strided":
+        return tnn.Sequential(tnn.Conv2d(1, 6, 5, stride=2, padding=2), tnn.ReLU(), tnn.Conv2d(6, 16, 5, stride=2),
+                              tnn.ReLU(), *head)
+    pool = tnn.MaxPool2d if name == "maxpool" else tnn.AvgPool2d
+    return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), pool(2), tnn.Conv2d(6, 16, 5), tnn.ReLU(),
+                          pool(2), *head)
+
+
+def interleaved_medians(functions, repeats, warmup=5):
+    for f in functions:
+        for _ in range(warmup):
+            f()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for f, t in zip(functions, times):
+            start = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def training_steps(name, batch, rng):
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    model = models.build(name)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def ours():
+        loss = F.cross_entropy(model(mc.Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    functions = [ours]
+    if torch:
+        tmodel = torch_model(name)
+        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
+        tx, ty = torch.tensor(x), torch.tensor(y)
+
+        def theirs():
+            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+            topt.zero_grad()
+            loss.backward()
+            topt.step()
+        functions.append(theirs)
+    return functions
+
+
+def evaluation(name, rng, batch=1000):
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    model = models.build(name).eval()
+
+    def ours():
+        with mc.no_grad():
+            model(mc.Tensor(x))
+    functions = [ours]
+    if torch:
+        tmodel = torch_model(name).eval()
+        tx = torch.tensor(x)
+
+        def theirs():
+            with torch.no_grad():
+                tmodel(tx)
+        functions.append(theirs)
+    return functions
+
+
+def row(label, batch, seconds):
+    cells = [label, f"{batch / seconds[0]:,.0f}"]
+    if len(seconds) > 1:
+        cells += [f"{batch / seconds[1]:,.0f}", f"{seconds[1] / seconds[0]:.2f}×"]
+    else:
+        cells += ["-", "-"]
+    return "| " + " | ".join(cells) + f" | {seconds[0] * 1e3:.2f} |"
+
+
+FIRST_STEP = """
+import time, sys
+t0 = time.perf_counter()
+import numpy as np
+import minicnn as mc, minicnn.functional as F
+from minicnn import models, optim
+imported = time.perf_counter()
+model = models.maxpool(); opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+x = mc.Tensor(np.random.rand(64, 1, 28, 28).astype(np.float32)); y = np.random.randint(0, 10, 64)
+def step():
+    loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
+step()
+first = time.perf_counter()
+steps = []
+for _ in range(20):
+    s = time.perf_counter(); step(); steps.append(time.perf_counter() - s)
+print(imported - t0, first - t0, sorted(steps)[10])
+"""
+
+
+def startup(env):
+    """(import seconds, seconds to first step inside the process, steady step, wall seconds from launch)."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", FIRST_STEP], env=env, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    imported, first, steady = map(float, out.stdout.split())
+    return imported, first, steady, wall
+
+
+def peak_memory_of_example():
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, str(ROOT / "examples" / "train_fashion.py"), "--epochs", "1", "--quiet",
+                   "--out", out]
+        before = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN).ru_maxrss
+        subprocess.run(command, check=True, capture_output=True)
+        after = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN).ru_maxrss
+    return max(before, after) / 1024   # ru_maxrss is in KiB on Linux
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    print(f"minicnn {mc.__version__}, numpy {np.__version__}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
+
+    print("\n| training step | minicnn img/s | torch img/s | ratio | minicnn ms/step |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("maxpool", "strided"):
+        for batch in (64, 256):
+            seconds = interleaved_medians(training_steps(name, batch, rng), args.repeats)
+            print(row(f"{name}, batch {batch}", batch, seconds), flush=True)
+
+    print("\n| evaluation (no_grad, batch 1000) | minicnn img/s | torch img/s | ratio | minicnn ms/batch |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("maxpool", "avgpool", "strided"):
+        seconds = interleaved_medians(evaluation(name, rng), max(10, args.repeats // 5))
+        print(row(name, 1000, seconds), flush=True)
+
+    print("\n| start-up (fresh processes) | seconds |")
+    print("|---|---:|")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        imported, first, steady, wall = startup(env)
+        print(f"| cold cache: launch to first finished maxpool step | {wall:.2f} |")
+        imported, first, steady, wall = startup(env)
+        print(f"| warm cache: launch to first finished maxpool step | {wall:.2f} |")
+        print(f"| warm cache: first step minus steady-state step, inside the process | {first - imported - steady:.3f} |")
+        print(f"| steady-state maxpool step (batch 64) | {steady:.4f} |")
+        imports = sorted(startup(env)[0] for _ in range(3))
+        print(f"| import minicnn (median of 3) | {imports[1]:.3f} |")
+
+    if not args.skip_memory:
+        print(f"\npeak memory (max RSS) of `examples/train_fashion.py --epochs 1`: {peak_memory_of_example():,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
