@@ -3,8 +3,8 @@
     python benchmarks/bench_ops.py                 # the table (PyTorch columns when torch is importable)
     python benchmarks/bench_ops.py --repeats 400   # more repeats, steadier medians
 
-How it measures (../shared/PERFORMANCE.md): 2 threads for everyone, a warm-up, then the two frameworks
-interleaved (A, B, A, B, ...) in one process, medians of many repeats, and their ratio
+How it measures (../shared/PERFORMANCE.md): 2 threads for everyone, the two frameworks interleaved in blocks
+(A×20, B×20, A×20, ...) in one process, the first calls after each switch untimed, medians, and their ratio
 (PyTorch time / minicnn time: above 1 means minicnn is faster). "fwd" is the layer's forward in training mode
 (graph recorded); "fwd+bwd" adds the backward of a random upstream gradient, computing the gradients of the
 weights and of the input (or of the weights only, where the row says so).
@@ -85,17 +85,19 @@ def torch_runner(make_layer, shape, input_grad, rng):
     return forward, forward_backward
 
 
-def interleaved_medians(functions, repeats, warmup=5):
-    """Median seconds of each function, calling them in turn (A, B, A, B, ...) ``repeats`` times."""
-    for f in functions:
-        for _ in range(warmup):
-            f()
+def interleaved_medians(functions, repeats, block=20, settle=3):
+    """Median seconds per call of each function, run in alternating blocks (A×block, B×block, A×block, ...)
+    until each has ``repeats`` timed calls. The first ``settle`` calls after each switch are not timed: the
+    other framework's idle threads are still spinning then (each pool keeps its threads busy-waiting for a
+    while after its last call, which, alternated call by call, slowed both frameworks several times over)."""
     times = [[] for _ in functions]
-    for _ in range(repeats):
+    while min(len(t) for t in times) < repeats:
         for f, t in zip(functions, times):
-            start = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - start)
+            for i in range(block + settle):
+                start = time.perf_counter()
+                f()
+                if i >= settle:
+                    t.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

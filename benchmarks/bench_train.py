@@ -52,16 +52,19 @@ def torch_model(name):
                           pool(2), *head)
 
 
-def interleaved_medians(functions, repeats, warmup=5):
-    for f in functions:
-        for _ in range(warmup):
-            f()
+def interleaved_medians(functions, repeats, block=20, settle=3):
+    """Median seconds per call of each function, run in alternating blocks (A×block, B×block, A×block, ...)
+    until each has ``repeats`` timed calls. The first ``settle`` calls after each switch are not timed: the
+    other framework's idle threads are still spinning then (each pool keeps its threads busy-waiting for a
+    while after its last call, which, alternated call by call, slowed both frameworks several times over)."""
     times = [[] for _ in functions]
-    for _ in range(repeats):
+    while min(len(t) for t in times) < repeats:
         for f, t in zip(functions, times):
-            start = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - start)
+            for i in range(block + settle):
+                start = time.perf_counter()
+                f()
+                if i >= settle:
+                    t.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

@@ -12,28 +12,28 @@ Both kernels see the array as one flat run of numbers and split it among threads
 element is written by one iteration only.
 """
 import numpy as np
-from numba import prange
-
-from . import parallel_kernel
 
 
-@parallel_kernel
+from . import kernel
+
+
+@kernel
 def relu_forward(x):
     """Inputs: x, any shape. Returns: y = max(x, 0) of the same shape (NaN stays NaN)."""
     flat = x.ravel()
     y = np.empty_like(flat)
-    for i in prange(flat.size):
+    for i in range(flat.size):
         v = flat[i]
         y[i] = 0 if v <= 0 else v
     return y.reshape(x.shape)
 
 
-@parallel_kernel
+@kernel
 def relu_backward(grad_out, y):
     """Inputs: grad_out and y = relu(x), the same shape. Returns: grad_x = grad_out where y > 0 (or NaN), else 0."""
     g = grad_out.ravel()
     flat_y = y.ravel()
     grad_x = np.empty_like(g)
-    for i in prange(g.size):
+    for i in range(g.size):
         grad_x[i] = 0 if flat_y[i] <= 0 else g[i]
     return grad_x.reshape(grad_out.shape)
