@@ -7,9 +7,14 @@ import sys
 
 PROBE_IMPORT = """
 import json, numba, minicnn
-from minicnn.kernels import activation, conv, pool
-compiled = {f"{m.__name__}.{name}": len(obj.signatures) for m in (activation, conv, pool)
-            for name, obj in vars(m).items() if isinstance(obj, numba.core.dispatcher.Dispatcher)}
+from minicnn.kernels import activation, by_size, conv, pool
+compiled = {}
+for m in (activation, conv, pool):
+    for name, obj in vars(m).items():
+        jitted = [obj] if isinstance(obj, numba.core.dispatcher.Dispatcher) else []
+        jitted += [obj.serial, obj.parallel] if isinstance(obj, by_size) else []
+        for k, d in enumerate(jitted):
+            compiled[f"{m.__name__}.{name}.{k}"] = len(d.signatures)
 print(json.dumps(compiled))
 """
 
@@ -17,7 +22,7 @@ PROBE_RUN = """
 import json, numpy as np
 from minicnn.kernels import activation
 activation.relu_forward(np.ones(3, dtype=np.float32))
-stats = activation.relu_forward.stats
+stats = activation.relu_forward.serial.stats
 print(json.dumps({"path": stats.cache_path, "hits": sum(stats.cache_hits.values()),
                   "misses": sum(stats.cache_misses.values())}))
 """

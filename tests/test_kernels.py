@@ -6,12 +6,21 @@ not divide the input, padding up to half the kernel, ceil_mode, odd and non-squa
 import numpy as np
 import pytest
 
+import minicnn.kernels
 from minicnn.kernels import activation as K_act, conv as K_conv, pool as K_pool
 from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
 from minicnn.reference import activation as R_act, conv as R_conv, pool as R_pool
 from minicnn.testing import assert_close
 
 DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def threads(request, monkeypatch):
+    """Run a test with the serial kernels, then again with the parallel ones forced on its small inputs."""
+    if request.param == "parallel":
+        monkeypatch.setattr(minicnn.kernels, "PARALLEL_MIN_ELEMENTS", 0)
+    return request.param
 
 
 def random_conv_case(rng):
@@ -89,12 +98,14 @@ POOL_CASES = [
     ((1, 1, 7, 7), (2, 2), (3, 3), (0, 0), True),         # ceil_mode: a clipped last window
     ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),         # ceil_mode + padding: the 4th window is dropped
     ((1, 2, 6, 11), (3, 2), (1, 3), (1, 0), True),        # non-square everything
+    ((2, 3, 9, 7), (2, 2), (2, 2), (0, 0), False),        # the 2 × 2 fast path with an odd size (floor mode)
+    ((2, 3, 9, 7), (2, 2), (2, 2), (0, 0), True),         # ... and in ceil_mode: partial windows, general path
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", POOL_CASES + ["random"] * 12)
-def test_pool_kernels_equal_reference(case, dtype, rng):
+def test_pool_kernels_equal_reference(case, dtype, rng, threads):
     x_shape, K, S, P, ceil_mode = random_pool_case(rng) if case == "random" else case
     x = rng.standard_normal(x_shape).astype(dtype)
     x.flat[rng.integers(0, x.size, size=3)] = x.flat[0]          # some ties: the first maximum must win
@@ -124,6 +135,23 @@ def test_pool_kernels_equal_reference(case, dtype, rng):
                  rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 9, 7)])
+def test_2x2_fast_paths_equal_the_general_path_bit_for_bit(shape, rng, threads):
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, 0, 0, :2] = x[0, 0, 1, 0]                                   # ties
+    x[0, 1, 2, 3] = np.nan
+    OH, OW = shape[2] // 2, shape[3] // 2
+    y, argmax = K_pool._max_pool2d_2x2(x, OH, OW)
+    y_general, argmax_general = K_pool._max_pool2d_general(x, 2, 2, 2, 2, 0, 0, OH, OW)
+    np.testing.assert_array_equal(y, y_general)
+    np.testing.assert_array_equal(argmax, argmax_general)
+    np.testing.assert_array_equal(K_pool._avg_pool2d_2x2(x, OH, OW),
+                                  K_pool._avg_pool2d_general(x, 2, 2, 2, 2, 0, 0, OH, OW, True))
+    g = rng.standard_normal((shape[0], shape[1], OH, OW)).astype(np.float32)
+    np.testing.assert_array_equal(K_pool._avg_pool2d_2x2_backward(g, *shape[2:]),
+                                  K_pool._avg_pool2d_general_backward(g, *shape[2:], 2, 2, 2, 2, 0, 0, True))
+
+
 def test_max_pool_nan_wins_like_pytorch():
     x = np.array([[[[1.0, np.nan], [np.nan, 5.0]]]], dtype=np.float32)
     for module in (K_pool, R_pool):
@@ -140,7 +168,7 @@ def test_max_pool_all_minus_infinity_picks_the_first_cell():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (7,), (2, 3, 5, 4), (64, 6, 28, 28)])
-def test_relu_kernels_equal_reference(shape, dtype, rng):
+def test_relu_kernels_equal_reference(shape, dtype, rng, threads):
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[0] = np.nan
     y = K_act.relu_forward(x)
