@@ -140,8 +140,8 @@ class Function:
 
         Positional Tensor arguments are differentiable inputs; keyword arguments are settings (stride, axis).
         """
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _grad_enabled and any(needs)
+        needs = tuple(_grad_enabled and isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = any(needs)            # under no_grad nothing is recorded, so no input wants a gradient
         ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         if _profile is None:

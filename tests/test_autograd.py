@@ -207,3 +207,20 @@ def test_gradcheck_fails_on_a_wrong_gradient():
     x = t64(np.array([1.0, 2.0, 3.0]))
     with pytest.raises(AssertionError, match=r"3 of 3 elements differ[\s\S]*got .*expected"):
         gradcheck(WrongSquare.apply, x)
+
+
+def test_under_no_grad_no_op_is_told_that_a_gradient_is_wanted():
+    from minicnn.autograd import Function
+    seen = []
+
+    class Spy(Function):
+        @staticmethod
+        def forward(ctx, x):
+            seen.append(ctx.needs_input_grad)
+            return x
+
+    w = mc.Tensor([1.0], requires_grad=True)
+    Spy.apply(w)
+    with mc.no_grad():
+        Spy.apply(w)
+    assert seen == [(True,), (False,)]
