@@ -73,18 +73,21 @@ class by_size:
     """A loop compiled twice, serially and with ``prange`` split among threads; each call picks by the size
     of its first argument (``PARALLEL_MIN_ELEMENTS``). Both are cached on disk under their own names."""
 
-    def __init__(self, func):
+    def __init__(self, func, **options):
         functools.update_wrapper(self, func)
         twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_parallel",
                                   func.__defaults__, func.__closure__)
         twin.__qualname__ = func.__qualname__ + "_parallel"      # a separate cache entry from the serial one
-        self.serial = numba.njit(cache=True)(func)
-        self.parallel = numba.njit(cache=True, parallel=True)(twin)
+        self.serial = numba.njit(cache=True, **options)(func)
+        self.parallel = numba.njit(cache=True, parallel=True, **options)(twin)
 
     def __call__(self, *args):
         chosen = self.parallel if args[0].size >= PARALLEL_MIN_ELEMENTS else self.serial
         return chosen(*args)
 
+
+#: ``by_size`` for loops that sum: the sums may be reordered and vectorised (see ``parallel_sum_kernel``).
+sum_by_size = functools.partial(by_size, fastmath={"reassoc", "contract"})
 
 #: Parallel kernel whose sums may be reordered (``reassoc``) and fused into multiply-adds (``contract``), so
 #: LLVM can vectorise dot products. It does *not* assume "no NaN/inf" (``nnan``/``ninf``), so NaN still

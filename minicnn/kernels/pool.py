@@ -31,7 +31,7 @@ visits the cells in the same order and sums the same way, so its results are bit
 import numpy as np
 from numba import prange
 
-from . import by_size
+from . import by_size, sum_by_size
 
 
 def _is_plain_2x2(H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -241,18 +241,22 @@ def _avg_pool2d_general_backward(grad_out, H, W, kernel_h, kernel_w, stride_h, s
     return grad_x
 
 
-@by_size
+@sum_by_size
 def global_avg_pool2d_forward(x):
-    """Inputs: x (N, C, H, W). Returns: y (N, C, 1, 1), the mean of each plane."""
+    """Inputs: x (N, C, H, W). Returns: y (N, C, 1, 1), the mean of each plane.
+
+    Each plane is summed in the input's dtype with its additions allowed to reassociate (``sum_by_size``),
+    so LLVM keeps several partial sums in one vector instead of a chain of dependent additions:
+    0.132 ms with one float64 accumulator, 0.039 ms so, on (64, 64, 7, 7)."""
     N, C, H, W = x.shape
+    planes = x.reshape(N * C, H * W)
     y = np.empty((N, C, 1, 1), dtype=x.dtype)
+    zero = np.zeros(1, dtype=x.dtype)[0]
     for p in prange(N * C):
-        n, c = p // C, p % C
-        total = 0.0  # float64 accumulator
-        for i in range(H):
-            for j in range(W):
-                total += x[n, c, i, j]
-        y[n, c, 0, 0] = total / (H * W)
+        total = zero
+        for k in range(H * W):
+            total += planes[p, k]
+        y[p // C, p % C, 0, 0] = total / (H * W)
     return y
 
 
