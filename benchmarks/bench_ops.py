@@ -11,23 +11,13 @@ weights and of the input (or of the weights only, where the row says so).
 """
 import argparse
 import os
-import statistics
-import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+from _common import interleaved_medians, torch  # noqa: E402  (first: it sets the thread counts)
 
 import numpy as np  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 from minicnn import nn  # noqa: E402
-
-try:
-    import torch
-    torch.set_num_threads(2)
-except ImportError:
-    torch = None
 
 # name, input shape, minicnn layer factory, torch layer factory, input gradient wanted?
 CASES = [
@@ -83,22 +73,6 @@ def torch_runner(make_layer, shape, input_grad, rng):
         layer.zero_grad(set_to_none=True)
         x.grad = None
     return forward, forward_backward
-
-
-def interleaved_medians(functions, repeats, block=20, settle=3):
-    """Median seconds per call of each function, run in alternating blocks (A×block, B×block, A×block, ...)
-    until each has ``repeats`` timed calls. The first ``settle`` calls after each switch are not timed: the
-    other framework's idle threads are still spinning then (each pool keeps its threads busy-waiting for a
-    while after its last call, which, alternated call by call, slowed both frameworks several times over)."""
-    times = [[] for _ in functions]
-    while min(len(t) for t in times) < repeats:
-        for f, t in zip(functions, times):
-            for i in range(block + settle):
-                start = time.perf_counter()
-                f()
-                if i >= settle:
-                    t.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 def main(argv=None):

@@ -14,28 +14,19 @@ Figures:
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+from _common import interleaved_medians, torch  # noqa: E402  (first: it sets the thread counts)
 
 import numpy as np  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
 from minicnn import models, optim  # noqa: E402
-
-try:
-    import torch
-    torch.set_num_threads(2)
-except ImportError:
-    torch = None
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,22 +41,6 @@ def torch_model(name):
     pool = tnn.MaxPool2d if name == "maxpool" else tnn.AvgPool2d
     return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), pool(2), tnn.Conv2d(6, 16, 5), tnn.ReLU(),
                           pool(2), *head)
-
-
-def interleaved_medians(functions, repeats, block=20, settle=3):
-    """Median seconds per call of each function, run in alternating blocks (A×block, B×block, A×block, ...)
-    until each has ``repeats`` timed calls. The first ``settle`` calls after each switch are not timed: the
-    other framework's idle threads are still spinning then (each pool keeps its threads busy-waiting for a
-    while after its last call, which, alternated call by call, slowed both frameworks several times over)."""
-    times = [[] for _ in functions]
-    while min(len(t) for t in times) < repeats:
-        for f, t in zip(functions, times):
-            for i in range(block + settle):
-                start = time.perf_counter()
-                f()
-                if i >= settle:
-                    t.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 def training_steps(name, batch, rng):

@@ -31,24 +31,15 @@ def test_sgd_by_hand():
     assert_close(got, w, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
-                                    dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1)])
-def test_sgd_matches_pytorch(kwargs):
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)), ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1)),
+    ("Adam", dict(lr=0.001)), ("Adam", dict(lr=0.1, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1))])
+def test_optimizers_match_pytorch(name, kwargs):
     torch = torch_or_skip()
-    ours = run_steps(lambda p: optim.SGD(p, **kwargs))
+    ours = run_steps(lambda p: getattr(optim, name)(p, **kwargs))
     w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
-    opt = torch.optim.SGD([w], **kwargs)
-    for k in range(4):
-        opt.zero_grad(); ((w * w).sum() * (k + 1)).backward(); opt.step()
-    assert_close(ours, w.detach().numpy(), rtol=1e-5)
-
-
-@pytest.mark.parametrize("kwargs", [dict(), dict(lr=0.1, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)])
-def test_adam_matches_pytorch(kwargs):
-    torch = torch_or_skip()
-    ours = run_steps(lambda p: optim.Adam(p, **kwargs))
-    w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
-    opt = torch.optim.Adam([w], **kwargs)
+    opt = getattr(torch.optim, name)([w], **kwargs)
     for k in range(4):
         opt.zero_grad(); ((w * w).sum() * (k + 1)).backward(); opt.step()
     assert_close(ours, w.detach().numpy(), rtol=1e-5)

@@ -31,7 +31,7 @@ visits the cells in the same order and sums the same way, so its results are bit
 import numpy as np
 from numba import prange
 
-from . import by_size, sum_by_size
+from . import by_size, kernel, sum_by_size
 
 
 def _is_plain_2x2(H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -154,6 +154,18 @@ def _avg_pool2d_2x2(x, out_h, out_w):
     return y
 
 
+@kernel
+def _avg_window(oh, ow, H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, count_include_pad):
+    """Window (oh, ow)'s real rows [h0, h1) and columns [w0, w1), and what its sum is divided by."""
+    h0, w0 = oh * stride_h - pad_h, ow * stride_w - pad_w
+    h1, w1 = min(h0 + kernel_h, H + pad_h), min(w0 + kernel_w, W + pad_w)
+    divisor = (h1 - h0) * (w1 - w0)                  # padding counts; ceil_mode's overhang does not
+    h0, h1, w0, w1 = max(h0, 0), min(h1, H), max(w0, 0), min(w1, W)
+    if not count_include_pad:
+        divisor = (h1 - h0) * (w1 - w0)              # real cells only
+    return h0, h1, w0, w1, divisor
+
+
 @by_size
 def _avg_pool2d_general(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w, count_include_pad):
     """The general path of ``avg_pool2d_forward``: any window, stride, padding, ceil_mode and divisor rule."""
@@ -162,19 +174,9 @@ def _avg_pool2d_general(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
     for p in prange(N * C):
         n, c = p // C, p % C
         for oh in range(out_h):
-            h0 = oh * stride_h - pad_h
-            h1 = min(h0 + kernel_h, H + pad_h)
-            rows_with_pad = h1 - h0
-            h0, h1 = max(h0, 0), min(h1, H)
             for ow in range(out_w):
-                w0 = ow * stride_w - pad_w
-                w1 = min(w0 + kernel_w, W + pad_w)
-                cols_with_pad = w1 - w0
-                w0, w1 = max(w0, 0), min(w1, W)
-                if count_include_pad:
-                    divisor = rows_with_pad * cols_with_pad
-                else:
-                    divisor = (h1 - h0) * (w1 - w0)
+                h0, h1, w0, w1, divisor = _avg_window(oh, ow, H, W, kernel_h, kernel_w, stride_h, stride_w,
+                                                      pad_h, pad_w, count_include_pad)
                 total = 0.0  # summed in float64: exact enough for any window, and inf stays inf
                 for i in range(h0, h1):
                     for j in range(w0, w1):
@@ -221,19 +223,9 @@ def _avg_pool2d_general_backward(grad_out, H, W, kernel_h, kernel_w, stride_h, s
     for p in prange(N * C):
         n, c = p // C, p % C
         for oh in range(out_h):
-            h0 = oh * stride_h - pad_h
-            h1 = min(h0 + kernel_h, H + pad_h)
-            rows_with_pad = h1 - h0
-            h0, h1 = max(h0, 0), min(h1, H)
             for ow in range(out_w):
-                w0 = ow * stride_w - pad_w
-                w1 = min(w0 + kernel_w, W + pad_w)
-                cols_with_pad = w1 - w0
-                w0, w1 = max(w0, 0), min(w1, W)
-                if count_include_pad:
-                    divisor = rows_with_pad * cols_with_pad
-                else:
-                    divisor = (h1 - h0) * (w1 - w0)
+                h0, h1, w0, w1, divisor = _avg_window(oh, ow, H, W, kernel_h, kernel_w, stride_h, stride_w,
+                                                      pad_h, pad_w, count_include_pad)
                 share = grad_out[n, c, oh, ow] / divisor
                 for i in range(h0, h1):
                     for j in range(w0, w1):
