@@ -9,10 +9,12 @@ same 61,706 parameters and differ only in *how* 28 × 28 maps shrink to 5 × 5:
     strided   conv 5×5 stride 2 (pad 2) → ReLU → conv 5×5 stride 2 → ReLU         28 → 14 → 5 (learned downsampling)
     gap       three 3×3 convs with two max pools, then global average pooling and one linear layer
     nopool    ``maxpool`` with both pools removed: 28 → 28 → 24, and a 9,216-input head (the no-pooling baseline)
+    blurpool  ``maxpool`` anti-aliased (Zhang 2019): each MaxPool2d(2) becomes MaxPool2d(2, stride=1) →
+              BlurPool2d, 28 → 28 → 27 → 14 → 10 → 9 → 5; the same 61,706 parameters
 """
 from . import nn
 
-__all__ = ["MODELS", "build", "maxpool", "avgpool", "strided", "gap", "nopool"]
+__all__ = ["MODELS", "build", "maxpool", "avgpool", "strided", "gap", "nopool", "blurpool"]
 
 
 def _head(in_features: int) -> list:
@@ -47,7 +49,14 @@ def nopool() -> nn.Sequential:
                          nn.Conv2d(6, 16, 5), nn.ReLU(), *_head(16 * 24 * 24))
 
 
-MODELS = {"maxpool": maxpool, "avgpool": avgpool, "strided": strided, "gap": gap, "nopool": nopool}
+def blurpool() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, stride=1), nn.BlurPool2d(6),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2, stride=1), nn.BlurPool2d(16),
+                         *_head(16 * 5 * 5))
+
+
+MODELS = {"maxpool": maxpool, "avgpool": avgpool, "strided": strided, "gap": gap, "nopool": nopool,
+          "blurpool": blurpool}
 
 
 def build(name: str) -> nn.Sequential:

@@ -49,6 +49,8 @@ def layer_table(model: nn.Sequential, input_shape) -> list[dict]:
             if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
                 k, s = pair(layer.kernel_size, "kernel_size", "summary")[0], pair(layer.stride, "stride", "summary")[0]
                 rf, jump = rf + (k - 1) * jump, jump * s
+            elif isinstance(layer, nn.BlurPool2d):
+                rf, jump = rf + 2 * jump, jump * layer.stride
             elif isinstance(layer, nn.GlobalAvgPool2d):
                 rf, jump = rf + (in_shape[-1] - 1) * jump, jump * in_shape[-1]
             elif isinstance(layer, nn.Flatten):

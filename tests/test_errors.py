@@ -41,6 +41,9 @@ def img(*shape):
     (lambda: optim.SGD([], lr=0.1), ValueError, r"SGD: got an empty parameter list"),
     (lambda: optim.Adam([mc.nn.Parameter([1.0])], betas=(0.9, 1.0)), ValueError, r"Adam: betas must be two numbers in \[0, 1\)"),
     (lambda: nn.Dropout(1.5), ValueError, r"Dropout: p must be a probability in \[0, 1\], got 1.5"),
+    (lambda: nn.BlurPool2d(6)(img(1, 3, 8, 8)), ValueError, r"BlurPool2d: expected input with 6 channels, got shape \(1, 3, 8, 8\)"),
+    (lambda: F.blur_pool2d(img(1, 1, 1, 8)), ValueError, r"blur_pool2d: reflect padding needs an input of at least 2 × 2, got \(1, 8\)"),
+    (lambda: F.blur_pool2d(img(1, 1, 8, 8), stride=0), ValueError, r"blur_pool2d: stride must be positive, got 0"),
     (lambda: mc.manual_seed(-1), ValueError, r"manual_seed: seed must be a non-negative int, got -1"),
 ])
 def test_bad_input_raises_a_clear_error(call, error, message):

@@ -66,6 +66,20 @@ def test_gradcheck_global_avg_pool_relu_linear_dropout(rng):
     gradcheck(dropped, t64(rng.standard_normal((4, 5))))
 
 
+@pytest.mark.parametrize("shape, stride", [((2, 2, 7, 6), 2), ((1, 1, 2, 3), 2), ((1, 2, 5, 5), 1), ((1, 1, 8, 9), 3)])
+def test_gradcheck_blur_pool2d(shape, stride, rng):
+    gradcheck(lambda x: F.blur_pool2d(x, stride), t64(rng.standard_normal(shape)))
+
+
+def test_blur_pool_blurs_then_subsamples():
+    impulse = np.zeros((1, 1, 5, 5))
+    impulse[0, 0, 2, 2] = 16.0
+    assert F.blur_pool2d(mc.Tensor(impulse), stride=1).numpy()[0, 0, 1:4, 1:4].tolist() == [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    assert F.blur_pool2d(mc.Tensor(np.zeros((2, 3, 28, 28)))).shape == (2, 3, 14, 14)
+    assert F.blur_pool2d(mc.Tensor(np.zeros((3, 27, 27)))).shape == (3, 14, 14)
+    assert repr(nn.BlurPool2d(6)) == "BlurPool2d(channels=6, stride=2)" and list(nn.BlurPool2d(6).parameters()) == []
+
+
 def test_gradcheck_losses(rng):
     logits = t64(rng.standard_normal((5, 4)))
     target = np.array([0, 3, 1, 1, 2])

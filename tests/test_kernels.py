@@ -176,3 +176,16 @@ def test_relu_kernels_equal_reference(shape, dtype, rng, threads):
     assert np.isnan(y.flat[0])
     g = rng.standard_normal(shape).astype(dtype)
     assert_close(K_act.relu_backward(g, y), R_act.relu_backward(g, y), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, stride", [((2, 3, 9, 7), 2), ((1, 2, 2, 2), 2), ((2, 2, 6, 5), 1), ((1, 1, 10, 11), 3),
+                                           ((3, 1, 28, 28), 2)])
+def test_blur_pool_kernels_equal_reference(shape, stride, dtype, rng, threads):
+    x = rng.standard_normal(shape).astype(dtype)
+    out_h, out_w = (shape[2] - 1) // stride + 1, (shape[3] - 1) // stride + 1
+    y = K_pool.blur_pool2d_forward(x, stride, out_h, out_w)
+    assert_close(y, R_pool.blur_pool2d_forward(x, stride, out_h, out_w), rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(K_pool.blur_pool2d_backward(g, *shape[2:], stride),
+                 R_pool.blur_pool2d_backward(g, *shape[2:], stride), rtol=1e-5, atol=1e-6)

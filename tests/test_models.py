@@ -6,7 +6,7 @@ import minicnn as mc
 from minicnn import models
 from minicnn.summary import layer_table, summary
 
-PARAMS = {"maxpool": 61_706, "avgpool": 61_706, "strided": 61_706,
+PARAMS = {"maxpool": 61_706, "avgpool": 61_706, "strided": 61_706, "blurpool": 61_706,
           "gap": 160 + 4_640 + 18_496 + 650,
           "nopool": 156 + 2_416 + (16 * 24 * 24 * 120 + 120) + 10_164 + 850}
 

@@ -1,16 +1,29 @@
 """Image transforms on uint8 or float batches: plain, vectorised NumPy, seeded where random.
 
-    shift(x, dx, dy)                 translate every image by whole pixels, filling with zeros
+Corruptions (the pooling texts' experiments). Each sets some pixels of every image to a fill value: 0
+(``fill="zero"``, masking), or the image's own maximum (``fill="max"``, the inverse: since zeros can never
+win a max pooling window, the inverse corruption tests whether max pooling is robust or merely blind to zeros):
+
+    random_mask(x, fraction, seed)            exactly round(fraction·H·W) random pixels of each image
+    line_mask(x, orientation, spacing, width) every ``spacing``-th column (vertical) or row (horizontal),
+                                              ``width`` pixels wide
+    grid_mask(x, spacing, width)              both at once
+
+Moves:
+
+    shift(x, dx, dy)                 translate by whole pixels (one shift for all, or one per image), zero fill
     random_shift_flip(x, rng, ...)   training augmentation: a random shift in [−s, s]² and a random
                                      left-right flip per image
 
-Arrays are (N, H, W) or (N, 1, H, W); the result has the input's shape and dtype.
+Arrays are (N, H, W) or (N, 1, H, W); the result has the input's shape and dtype, and the input is unchanged.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["shift", "random_shift_flip"]
+__all__ = ["random_mask", "line_mask", "grid_mask", "shift", "random_shift_flip"]
+
+FILLS = ("zero", "max")
 
 
 def _as_stack(x: np.ndarray):
@@ -33,15 +46,74 @@ def _shift_each(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarra
     return np.where(inside, gathered, np.zeros((), dtype=images.dtype))
 
 
-def shift(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """Translate every image right by ``dx`` and down by ``dy`` whole pixels (negative: left, up), zero fill.
+def shift(x: np.ndarray, dx, dy) -> np.ndarray:
+    """Translate images right by ``dx`` and down by ``dy`` whole pixels (negative: left, up), zero fill.
+    ``dx`` and ``dy`` are ints (the same shift for every image) or arrays of one shift per image.
 
     >>> shift(np.arange(1, 10).reshape(1, 3, 3), dx=1, dy=0)[0].tolist()
     [[0, 1, 2], [0, 4, 5], [0, 7, 8]]
     """
     images, restore = _as_stack(x)
     n = len(images)
-    return restore(_shift_each(images, np.full(n, int(dx)), np.full(n, int(dy))))
+    dx, dy = (np.broadcast_to(np.asarray(d, dtype=np.int64), (n,)) for d in (dx, dy))
+    return restore(_shift_each(images, dx, dy))
+
+
+def _fill(images: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:
+    """A copy of ``images`` (N, H, W) with the pixels where ``mask`` (N, H, W) or (H, W) is True set to the fill."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    value = np.zeros((len(images), 1, 1), images.dtype) if fill == "zero" else images.max(axis=(1, 2), keepdims=True)
+    return np.where(mask, value, images)
+
+
+def random_mask(x: np.ndarray, fraction: float, seed: int = 0, fill: str = "zero") -> np.ndarray:
+    """Set exactly round(fraction·H·W) randomly chosen pixels of each image to 0 (or to its maximum).
+
+    The pixels are drawn independently per image from a generator seeded with ``seed``: the same seed picks
+    the same pixels, so ``fill="zero"`` and ``fill="max"`` corrupt the very same places.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"random_mask: fraction must be in [0, 1], got {fraction!r}")
+    images, restore = _as_stack(x)
+    N, H, W = images.shape
+    k = int(round(fraction * H * W))
+    ranks = np.random.default_rng(seed).random((N, H * W)).argsort(axis=1)   # a random order of each image's pixels
+    mask = (ranks < k).reshape(N, H, W)                                      # the pixels whose rank is among the first k
+    return restore(_fill(images, mask, fill))
+
+
+def _lines(size: int, spacing: int, width: int, name: str) -> np.ndarray:
+    if not (isinstance(spacing, (int, np.integer)) and isinstance(width, (int, np.integer)) and 0 < width <= spacing):
+        raise ValueError(f"{name}: expected 0 < width <= spacing (ints), got spacing={spacing!r}, width={width!r}")
+    return np.arange(size) % spacing < width                                  # lines start at 0, spacing apart
+
+
+def line_mask(x: np.ndarray, orientation: str = "vertical", spacing: int = 4, width: int = 1,
+              fill: str = "zero") -> np.ndarray:
+    """Lines of 0 (or of each image's maximum): every column (``"vertical"``) or row (``"horizontal"``) whose
+    index modulo ``spacing`` is below ``width``. A fraction width/spacing of the pixels is changed.
+
+    >>> line_mask(np.ones((1, 3, 4), np.uint8), "vertical", spacing=2)[0].tolist()
+    [[0, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 1]]
+    """
+    images, restore = _as_stack(x)
+    _, H, W = images.shape
+    if orientation == "vertical":
+        mask = np.broadcast_to(_lines(W, spacing, width, "line_mask")[None, :], (H, W))
+    elif orientation == "horizontal":
+        mask = np.broadcast_to(_lines(H, spacing, width, "line_mask")[:, None], (H, W))
+    else:
+        raise ValueError(f"line_mask: orientation must be 'vertical' or 'horizontal', got {orientation!r}")
+    return restore(_fill(images, mask, fill))
+
+
+def grid_mask(x: np.ndarray, spacing: int = 4, width: int = 1, fill: str = "zero") -> np.ndarray:
+    """Vertical and horizontal lines at once (the pooling article's patterned masking)."""
+    images, restore = _as_stack(x)
+    _, H, W = images.shape
+    mask = _lines(H, spacing, width, "grid_mask")[:, None] | _lines(W, spacing, width, "grid_mask")[None, :]
+    return restore(_fill(images, mask, fill))
 
 
 def random_shift_flip(x: np.ndarray, rng: np.random.Generator, max_shift: int = 2, flip: bool = True) -> np.ndarray:

@@ -14,11 +14,11 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import pool as kernels
-from ..kernels.shapes import check_input_ndim, pool2d_geometry
+from ..kernels.shapes import check_input_ndim, output_size, pair, pool2d_geometry
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
 
-__all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d", "blur_pool2d"]
 
 
 class MaxPool2d(Function):
@@ -110,3 +110,36 @@ def global_avg_pool2d(x) -> Tensor:
     x = as_tensor(x)
     check_input_ndim(x.shape, "global_avg_pool2d")
     return run_batched("global_avg_pool2d", GlobalAvgPool2d.apply, x)
+
+
+class BlurPool2d(Function):
+    """Inputs: x (N, C, H, W). Settings: stride, out_size. Output: (N, C, OH, OW), blurred then subsampled."""
+
+    @staticmethod
+    def forward(ctx, x, *, stride, out_size):
+        ctx.in_size, ctx.stride = x.shape[2:], stride
+        return kernels.blur_pool2d_forward(np.ascontiguousarray(x), stride, *out_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return kernels.blur_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size, ctx.stride)
+
+
+def blur_pool2d(x, stride: int = 2) -> Tensor:
+    """Anti-aliased downsampling (Zhang, 2019): blur each channel with [1, 2, 1]ᵀ[1, 2, 1] / 16 (reflect
+    padding), then keep every ``stride``-th row and column. (N, C, H, W) → (N, C, ⌊(H − 1)/S⌋ + 1, ...).
+
+    >>> import numpy as np, minicnn as mc, minicnn.functional as F
+    >>> F.blur_pool2d(mc.Tensor(np.ones((1, 1, 4, 4)))).numpy()[0, 0].tolist()    # a flat image stays flat
+    [[1.0, 1.0], [1.0, 1.0]]
+    """
+    x = as_tensor(x)
+    check_input_ndim(x.shape, "blur_pool2d")
+    s = pair(stride, "stride", "blur_pool2d")[0]
+    if s <= 0:
+        raise ValueError(f"blur_pool2d: stride must be positive, got {stride!r}")
+    H, W = x.shape[-2:]
+    if H < 2 or W < 2:
+        raise ValueError(f"blur_pool2d: reflect padding needs an input of at least 2 × 2, got {(H, W)}")
+    out_size = (output_size(H, 3, s, 1), output_size(W, 3, s, 1))
+    return run_batched("blur_pool2d", lambda xb: BlurPool2d.apply(xb, stride=s, out_size=out_size), x)

@@ -18,6 +18,11 @@ Backward spreads ``g / divisor`` evenly over the window's real cells.
 
 **Global average pooling** is the mean of each (n, c) plane: (N, C, H, W) → (N, C, 1, 1).
 
+**Blur pooling** (Zhang 2019, "Making Convolutional Networks Shift-Invariant Again") low-pass filters each
+channel with the fixed 3 × 3 binomial filter [1, 2, 1]ᵀ[1, 2, 1] / 16 before subsampling with stride S, so
+that a one-pixel shift of the input changes the output smoothly instead of aliasing. The border is padded by
+reflection (row −1 reads row 1), as in Zhang's code: OH = floor((H − 1) / S) + 1.
+
 Parallel strategy: every kernel splits the N·C planes among threads (``p = n * C + c``). A plane's outputs, and
 its input gradient, belong to one iteration only, so no two threads ever write the same cell. Each loop is
 compiled serially too (``by_size``), and inputs below ``PARALLEL_MIN_ELEMENTS`` use that: the pyramids' maps
@@ -260,4 +265,59 @@ def global_avg_pool2d_backward(grad_out, H, W):
     for p in prange(N * C):
         n, c = p // C, p % C
         grad_x[n, c] = grad_out[n, c, 0, 0] / (H * W)
+    return grad_x
+
+
+_BLUR = (1.0, 2.0, 1.0)          # the binomial filter; [1, 2, 1]ᵀ[1, 2, 1] sums to 16
+
+
+@kernel
+def _reflect(i, size):
+    """Index i of a row padded by one reflected cell on each side: −1 → 1, size → size − 2."""
+    if i < 0:
+        return -i
+    if i >= size:
+        return 2 * size - 2 - i
+    return i
+
+
+@by_size
+def blur_pool2d_forward(x, stride, out_h, out_w):
+    """Inputs: x (N, C, H, W) with H, W ≥ 2, the stride, the output size.
+
+    Returns: y (N, C, OH, OW), y[n, c, oh, ow] = Σ_{i, j < 3} b[i]·b[j]/16 · x_reflected[n, c, oh·S + i − 1, ow·S + j − 1].
+    """
+    N, C, H, W = x.shape
+    y = np.empty((N, C, out_h, out_w), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            for ow in range(out_w):
+                total = 0.0
+                for i in range(3):
+                    ih = _reflect(oh * stride + i - 1, H)
+                    for j in range(3):
+                        total += _BLUR[i] * _BLUR[j] * x[n, c, ih, _reflect(ow * stride + j - 1, W)]
+                y[n, c, oh, ow] = total / 16.0
+    return y
+
+
+@by_size
+def blur_pool2d_backward(grad_out, H, W, stride):
+    """Inputs: grad_out (N, C, OH, OW), the input's H and W, the stride.
+
+    Returns: grad_x (N, C, H, W): each output's gradient spread back with the filter's weights; a reflected
+    cell's share goes to the real cell it copied (so border cells can receive two shares).
+    """
+    N, C, out_h, out_w = grad_out.shape
+    grad_x = np.zeros((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for oh in range(out_h):
+            for ow in range(out_w):
+                g = grad_out[n, c, oh, ow] / 16.0
+                for i in range(3):
+                    ih = _reflect(oh * stride + i - 1, H)
+                    for j in range(3):
+                        grad_x[n, c, ih, _reflect(ow * stride + j - 1, W)] += _BLUR[i] * _BLUR[j] * g
     return grad_x

@@ -1,12 +1,12 @@
 """``minicnn.nn``: modules that hold parameters and call ``minicnn.functional`` (as ``torch.nn``).
 
     module.py   Module, Parameter, Sequential
-    layers.py   Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d, ReLU, Linear, Flatten, Dropout
+    layers.py   Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d, BlurPool2d, ReLU, Linear, Flatten, Dropout
     init.py     PyTorch's default initialisation, from minicnn's seeded generator
 """
 from . import init
-from .layers import AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
+from .layers import AvgPool2d, BlurPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .module import Module, Parameter, Sequential
 
-__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU",
+__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "BlurPool2d", "ReLU",
            "Linear", "Flatten", "Dropout", "init"]

@@ -8,7 +8,8 @@ from .. import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Linear", "Flatten", "Dropout"]
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "BlurPool2d", "ReLU", "Linear", "Flatten",
+           "Dropout"]
 
 
 def _positive_int(value, name, op):
@@ -87,6 +88,25 @@ class GlobalAvgPool2d(Module):
 
     def forward(self, x):
         return F.global_avg_pool2d(x)
+
+
+class BlurPool2d(Module):
+    """Anti-aliased downsampling (Zhang, 2019): a fixed [1, 2, 1]ᵀ[1, 2, 1] / 16 blur per channel, then
+    stride ``stride``. Place it after a stride-1 max pooling: MaxPool2d(2, stride=1) → BlurPool2d(C) is the
+    anti-aliased version of MaxPool2d(2). No parameters; ``channels`` is checked against the input."""
+
+    def __init__(self, channels: int, stride: int = 2):
+        super().__init__()
+        self.channels = _positive_int(channels, "channels", "BlurPool2d")
+        self.stride = _positive_int(stride, "stride", "BlurPool2d")
+
+    def forward(self, x):
+        if x.shape[-3] != self.channels:
+            raise ValueError(f"BlurPool2d: expected input with {self.channels} channels, got shape {tuple(x.shape)}")
+        return F.blur_pool2d(x, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, stride={self.stride}"
 
 
 class ReLU(Module):

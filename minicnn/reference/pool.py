@@ -88,3 +88,34 @@ def global_avg_pool2d_forward(x):
 def global_avg_pool2d_backward(grad_out, H, W):
     """grad_out (N, C, 1, 1) → grad_x (N, C, H, W): every cell gets an equal share g / (H·W)."""
     return np.broadcast_to(grad_out / (H * W), grad_out.shape[:2] + (H, W)).copy()
+
+
+BLUR = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0      # Zhang's 3 × 3 binomial low-pass filter
+
+
+def blur_pool2d_forward(x, stride, out_h, out_w):
+    """x (N, C, H, W) → y (N, C, OH, OW): pad each plane by reflection, then every S-th 3 × 3 window · BLUR."""
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    N, C = x.shape[:2]
+    y = np.zeros((N, C, out_h, out_w), dtype=x.dtype)
+    for oh in range(out_h):
+        for ow in range(out_w):
+            window = xp[:, :, oh * stride:oh * stride + 3, ow * stride:ow * stride + 3]
+            y[:, :, oh, ow] = np.sum(window * BLUR, axis=(2, 3))
+    return y
+
+
+def blur_pool2d_backward(grad_out, H, W, stride):
+    """grad_out (N, C, OH, OW) → grad_x (N, C, H, W): the gradient of the padded input, with each reflected
+    border cell's gradient added back onto the real cell it mirrors."""
+    N, C, out_h, out_w = grad_out.shape
+    grad_xp = np.zeros((N, C, H + 2, W + 2), dtype=grad_out.dtype)
+    for oh in range(out_h):
+        for ow in range(out_w):
+            grad_xp[:, :, oh * stride:oh * stride + 3, ow * stride:ow * stride + 3] += (
+                grad_out[:, :, oh, ow, None, None] * BLUR)
+    grad_xp[:, :, 2, :] += grad_xp[:, :, 0, :]             # padded row −1 was a copy of row 1
+    grad_xp[:, :, H - 1, :] += grad_xp[:, :, H + 1, :]     # padded row H was a copy of row H − 2
+    grad_xp[:, :, :, 2] += grad_xp[:, :, :, 0]
+    grad_xp[:, :, :, W - 1] += grad_xp[:, :, :, W + 1]
+    return grad_xp[:, :, 1:H + 1, 1:W + 1]
