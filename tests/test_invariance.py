@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import models, nn
+from minicnn import models
 from minicnn.data import fashion_mnist as fm
 from minicnn.metrics import cosine_similarity, feature_maps, predict, shift_consistency
 
