@@ -284,7 +284,8 @@ def figures(out, x_test, y_test, trained, results, names, seed):
         save_figure(fig, out / "feature_maps.png")
 
     rows = results["corrupted_accuracy"]
-    fig, axes = plt.subplots(len(FILLS), len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4 * len(FILLS)), squeeze=False)
+    fig, axes = plt.subplots(len(FILLS), len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.6 * len(FILLS)), squeeze=False,
+                             layout="constrained")
     for i, fill in enumerate(FILLS):
         for j, (kind, (_, strengths)) in enumerate(CORRUPTIONS.items()):
             ax = axes[i, j]
@@ -297,7 +298,7 @@ def figures(out, x_test, y_test, trained, results, names, seed):
     axes[0, 0].legend(fontsize=8)
     save_figure(fig, out / "accuracy_vs_strength.png")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for name in names:
         ax1.plot(SHIFTS, [100 * r[name] for r in results["shift_accuracy"]], marker="o", label=name)
         ax2.plot(CONSISTENCY_SHIFTS, [100 * r[name] for r in results["shift_consistency"]], marker="o", label=name)
