@@ -17,16 +17,19 @@ Notation, used by every kernel, reference and op (the names PyTorch's documentat
 Layout is NCHW: an image batch is an array of shape (N, C, H, W), float32.
 
 The floors of the code, top to bottom (data flows down in forward, up in backward):
-``nn`` (layers hold parameters) → ``functional`` (differentiable ops) → ``tensor``/``autograd`` (the graph)
-→ ``kernels`` (Numba loops) ↔ ``reference`` (the same loops, plain and slow, to read and to test against).
+``models``/``train``/``summary``/``metrics`` (pyramids by name, loops, tables, invariance measures) → ``nn``
+(layers hold parameters) → ``functional`` (differentiable ops) → ``tensor``/``autograd`` (the graph) →
+``kernels`` (Numba loops) ↔ ``reference`` (the same loops, plain and slow, to read and to test against).
+Beside them: ``data`` (Fashion-MNIST, batches, corruptions; never imports ``nn``) and ``optim``.
 """
 from . import autograd, functional, kernels, nn, optim, random, reference, testing
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .random import manual_seed
 from .serialization import load, save
+from .summary import summary          # mc.summary(model, (1, 28, 28)): the per-layer table
 from .tensor import Tensor, as_tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load",
+__all__ = ["Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load", "summary",
            "nn", "optim", "functional", "autograd", "kernels", "reference", "random", "testing"]

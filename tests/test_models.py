@@ -41,3 +41,9 @@ def test_summary_of_maxpool_by_hand():
 def test_strided_receptive_field():
     rows = layer_table(models.strided(), (1, 28, 28))
     assert (rows[2]["receptive_field"], rows[2]["jump"]) == (5 + 4 * 2, 4)
+
+
+def test_summary_is_a_package_level_function():
+    lines = []
+    rows = mc.summary(models.strided(), (1, 28, 28), print_fn=lines.append)
+    assert len(rows) == 10 and "148,320" in lines[0]
