@@ -86,10 +86,7 @@ class by_size:
         return chosen(*args)
 
 
-#: ``by_size`` for loops that sum: the sums may be reordered and vectorised (see ``parallel_sum_kernel``).
+#: ``by_size`` for loops that sum: the additions may be reordered (``reassoc``) and fused into multiply-adds
+#: (``contract``), so LLVM can keep partial sums in a vector. It does *not* assume "no NaN/inf"
+#: (``nnan``/``ninf``), so NaN still propagates; only the rounding of sums changes, by a few ulps.
 sum_by_size = functools.partial(by_size, fastmath={"reassoc", "contract"})
-
-#: Parallel kernel whose sums may be reordered (``reassoc``) and fused into multiply-adds (``contract``), so
-#: LLVM can vectorise dot products. It does *not* assume "no NaN/inf" (``nnan``/``ninf``), so NaN still
-#: propagates; only the rounding of sums changes, by a few ulps.
-parallel_sum_kernel = numba.njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
