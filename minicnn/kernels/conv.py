@@ -123,8 +123,13 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
 
 
 def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
-    """dL/dweight from the forward's ``cols``: g @ colsᵀ, reshaped to ``weight_shape`` (C_out, C_in, KH, KW)."""
-    return (_grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
+    """dL/dweight from the forward's ``cols``: g @ colsᵀ, reshaped to ``weight_shape`` (C_out, C_in, KH, KW).
+
+    Computed as (cols @ gᵀ)ᵀ, the same sums in the same order (bitwise equal here): OpenBLAS handles this long,
+    thin product faster that way round, 0.70 ms instead of 0.86 ms for the first LeNet layer at batch 64
+    (C_in·KH·KW = 25 by N·OH·OW = 50,176) and 0.26 instead of 0.44 ms for the second.
+    """
+    return (cols @ _grad_matrix(grad_out).T).T.reshape(weight_shape)
 
 
 def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w):
