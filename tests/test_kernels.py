@@ -68,12 +68,33 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
 
     cols = K_conv.im2col(x, KH, KW, *args)
     assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
-    assert_close(K_conv.conv2d_forward_cols(cols, w, b, x_shape[0], OH, OW),
-                 R_conv.conv2d_forward_cols(cols, w, b, x_shape[0], OH, OW), **tol, name="conv2d_forward_cols")
+    y_kept, cols_kept = K_conv.conv2d_forward_keep_cols(x, w, b, *args)
+    assert_close(y_kept, y, rtol=0, atol=0, name="conv2d_forward_keep_cols y")
+    assert_close(cols_kept, cols, rtol=0, atol=0, name="conv2d_forward_keep_cols cols")
     assert_close(K_conv.conv2d_backward_weight_cols(g, cols, w_shape),
                  R_conv.conv2d_backward_weight_cols(g, cols, w_shape), **tol, name="conv2d_backward_weight_cols")
-    assert_close(K_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args),
-                 R_conv.col2im(cols, x_shape[0], x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
+    assert_close(K_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args),
+                 R_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M, K, Q", [(1, 1, 1), (4, 4, 16), (6, 25, 784), (16, 150, 100), (5, 7, 3), (3, 2, 9),
+                                     (150, 16, 100), (9, 1, 5)])
+def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
+    """The register-blocked products, on sizes that are and are not multiples of their 4 × 4 blocks."""
+    a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, Q)).astype(dtype)
+    bias = rng.standard_normal(M).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    out, expected = np.full((M, Q), np.nan, dtype), np.empty((M, Q), dtype)
+    K_conv._matmul_bias(a, b, bias, out)
+    R_conv._matmul_bias(a, b, bias, expected)
+    assert_close(out, expected, **tol, name="_matmul_bias")
+    c = rng.standard_normal((M, Q)).astype(dtype)                        # out += c @ bᵀ, with c (M, Q), b (K, Q)
+    start = rng.standard_normal((M, K)).astype(dtype)
+    out, expected = start.copy(), start.copy()
+    K_conv._matmul_nt_add(c, b, out)
+    R_conv._matmul_nt_add(c, b, expected)
+    assert_close(out, expected, **tol, name="_matmul_nt_add")
 
 
 def random_pool_case(rng):

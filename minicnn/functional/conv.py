@@ -10,9 +10,9 @@ The path a reader follows: ``nn.Conv2d.forward`` → ``conv2d`` here (checks the
 Backward computes only the gradients that are wanted: the input gradient of a network's first layer (whose
 input is an image without ``requires_grad``) is never computed, nor a frozen weight's.
 
-Memory: im2col's columns are KH·KW·C_in times the input (78 MB for the first LeNet layer on 1,000 images).
-When no weight gradient will be asked for (evaluation, ``no_grad``), the forward runs in chunks of samples
-whose columns fit in ``CHUNK_BYTES``: evaluating ``maxpool`` on batches of 1,000 went from 13k to 24k img/s.
+Memory: when the weight gradient will be wanted, the forward keeps every image's im2col columns for it,
+KH·KW·C_in times the input (5 MB for the first LeNet layer at batch 64). Otherwise (evaluation, ``no_grad``,
+frozen weights) it keeps none: each thread unfolds one image at a time into a scratch buffer.
 """
 import numpy as np
 
@@ -24,10 +24,6 @@ from ._batch import run_batched
 
 __all__ = ["conv2d"]
 
-#: Largest im2col buffer (bytes) an evaluation-time forward builds at once; bigger batches go in chunks.
-CHUNK_BYTES = 8 << 20
-
-
 class Conv2d(Function):
     """Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) or None.
     Settings: stride, padding, out_size, each a checked (height, width) pair. Output: (N, C_out, OH, OW)."""
@@ -37,18 +33,13 @@ class Conv2d(Function):
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
         b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
         ctx.stride, ctx.padding, ctx.in_size = stride, padding, x.shape[2:]
-        unfold = lambda xs: kernels.im2col(xs, *weight.shape[2:], *stride, *padding, *out_size)  # noqa: E731
         if ctx.needs_input_grad[1]:
-            cols = unfold(x)
-            # The weight gradient is g @ colsᵀ: keep the columns rather than unfold x again in backward.
+            # The weight gradient is Σ_n g[n] @ cols[n]ᵀ: keep the columns rather than unfold x again in backward.
+            y, cols = kernels.conv2d_forward_keep_cols(x, weight, b, *stride, *padding, *out_size)
             ctx.save_for_backward(cols, weight)
-            return kernels.conv2d_forward_cols(cols, weight, b, x.shape[0], *out_size)
+            return y
         ctx.save_for_backward(None, weight)
-        column_bytes = weight[0].size * out_size[0] * out_size[1] * x.itemsize        # im2col bytes per sample
-        chunk = max(1, CHUNK_BYTES // column_bytes)
-        return np.concatenate([kernels.conv2d_forward_cols(unfold(x[i:i + chunk]), weight, b,
-                                                           len(x[i:i + chunk]), *out_size)
-                               for i in range(0, len(x), chunk)])
+        return kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size)
 
     @staticmethod
     def backward(ctx, grad):

@@ -7,6 +7,7 @@
 import numpy as np
 
 from ..autograd import Function
+from ..kernels import single_threaded_blas
 from ..kernels.shapes import check_same_dtype
 from ..tensor import Tensor, as_tensor
 
@@ -18,11 +19,13 @@ class MatMul(Function):
     axes broadcast (autograd sums the gradient of a broadcast operand back to its shape)."""
 
     @staticmethod
+    @single_threaded_blas
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return a @ b
 
     @staticmethod
+    @single_threaded_blas
     def backward(ctx, grad):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a                      # (…, M, K)
@@ -56,6 +59,7 @@ class Linear(Function):
     """y = x @ Wᵀ + b for x (N, in); inputs with more leading axes (…, in) are flattened to (N, in) first."""
 
     @staticmethod
+    @single_threaded_blas
     def forward(ctx, x, weight, bias):
         x2 = x.reshape(-1, x.shape[-1])
         y = x2 @ weight.T
@@ -66,6 +70,7 @@ class Linear(Function):
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
+    @single_threaded_blas
     def backward(ctx, grad):
         x2, weight = ctx.saved
         g2 = grad.reshape(-1, weight.shape[0])

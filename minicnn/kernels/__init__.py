@@ -11,7 +11,7 @@ or in the user-wide Numba cache folder when this folder is read-only), so later 
 milliseconds. Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python.
 
 Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py``, ``pool.py``,
-``activation.py``.
+``activation.py``, and ``threads.py`` (which thread pool runs what).
 """
 import ctypes
 import ctypes.util
@@ -22,12 +22,10 @@ import types
 
 import numba
 
-# Numba's default OpenMP thread pool keeps spinning after a parallel loop ends, and so does OpenBLAS's after a
-# matrix product. On a 2-core machine the two pools then fight: a prange loop followed by a numpy ``@`` took
-# 8 ms instead of 0.8 ms (measured here, numba 0.68, OpenBLAS 0.3.31). The "workqueue" layer parks its threads,
-# so we use it unless the user has chosen a layer themselves.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+from .threads import choose_threading_layer, single_threaded_blas  # noqa: E402,F401
+
+# One thread pool for the loops, OpenBLAS on one thread inside minicnn's products: see threads.py.
+choose_threading_layer()
 
 
 def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 20) -> bool:
@@ -63,9 +61,16 @@ kernel = numba.njit(cache=True)
 #: and why no two iterations write the same cell.
 parallel_kernel = numba.njit(cache=True, parallel=True)
 
+#: Kernels that sum: the additions may be reordered (``reassoc``) and fused into multiply-adds (``contract``), so
+#: LLVM can keep partial sums in vectors. They do *not* assume "no NaN/inf" (``nnan``/``ninf``), so NaN still
+#: propagates; only the rounding of sums changes, by a few ulps.
+SUM_FASTMATH = {"reassoc", "contract"}
+sum_kernel = numba.njit(cache=True, fastmath=SUM_FASTMATH)
+parallel_sum_kernel = numba.njit(cache=True, parallel=True, fastmath=SUM_FASTMATH)
+
 #: Inputs with at least this many elements run a ``by_size`` kernel's parallel version. Below it the serial one
-#: wins: a parallel launch costs ~150 us under the workqueue layer, while ReLU on (64, 6, 28, 28), 301,056
-#: floats, takes 50 us serially; max pooling on (64, 32, 32, 32), 2.1 M floats, halves with 2 threads.
+#: wins: a parallel launch costs ~2 us under the OpenMP layer (~110 us under workqueue), and splitting a loop
+#: shorter than this gains less than the threads cost to wake.
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
@@ -86,7 +91,5 @@ class by_size:
         return chosen(*args)
 
 
-#: ``by_size`` for loops that sum: the additions may be reordered (``reassoc``) and fused into multiply-adds
-#: (``contract``), so LLVM can keep partial sums in a vector. It does *not* assume "no NaN/inf"
-#: (``nnan``/``ninf``), so NaN still propagates; only the rounding of sums changes, by a few ulps.
-sum_by_size = functools.partial(by_size, fastmath={"reassoc", "contract"})
+#: ``by_size`` for loops that sum (``SUM_FASTMATH``).
+sum_by_size = functools.partial(by_size, fastmath=SUM_FASTMATH)

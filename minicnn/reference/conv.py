@@ -64,54 +64,61 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
 
 
 def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """Every KH × KW window of the padded x, flattened into one column: (C_in·KH·KW, N·OH·OW).
+    """Every KH × KW window of the padded x, flattened into one column: (N, C_in·KH·KW, OH·OW).
 
-    Column ``(n·OH + oh)·OW + ow`` is window (oh, ow) of sample n, read channel by channel, row by row.
+    Column ``oh·OW + ow`` of ``cols[n]`` is window (oh, ow) of image n, read channel by channel, row by row.
     """
     N, C_in = x.shape[:2]
     xp = pad2d(x, pad_h, pad_w)
-    cols = np.zeros((C_in * KH * KW, N * out_h * out_w), dtype=x.dtype)
+    cols = np.zeros((N, C_in * KH * KW, out_h * out_w), dtype=x.dtype)
     for n in range(N):
         for oh in range(out_h):
             for ow in range(out_w):
                 top, left = oh * stride_h, ow * stride_w
-                cols[:, (n * out_h + oh) * out_w + ow] = xp[n, :, top:top + KH, left:left + KW].ravel()
+                cols[n, :, oh * out_w + ow] = xp[n, :, top:top + KH, left:left + KW].ravel()
     return cols
 
 
-def col2im(cols, N, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """The adjoint of im2col: each column is added back onto its window; what lands on padding is dropped."""
+    N = cols.shape[0]
     xp = np.zeros((N, C_in, H + 2 * pad_h, W + 2 * pad_w), dtype=cols.dtype)
     for n in range(N):
         for oh in range(out_h):
             for ow in range(out_w):
                 top, left = oh * stride_h, ow * stride_w
-                column = cols[:, (n * out_h + oh) * out_w + ow]
+                column = cols[n, :, oh * out_w + ow]
                 xp[n, :, top:top + KH, left:left + KW] += column.reshape(C_in, KH, KW)
     return xp[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
 
 
-def conv2d_forward_cols(cols, weight, bias, N, out_h, out_w):
-    """The convolution from im2col's columns: each output cell is one column dotted with one flattened filter."""
-    C_out = weight.shape[0]
-    filters = weight.reshape(C_out, -1)
-    y = np.zeros((N, C_out, out_h, out_w), dtype=cols.dtype)
-    for n in range(N):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                column = cols[:, (n * out_h + oh) * out_w + ow]
-                for co in range(C_out):
-                    y[n, co, oh, ow] = np.dot(filters[co], column) + bias[co]
-    return y
+def conv2d_forward_keep_cols(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """The convolution and the columns it was computed from: (y, im2col(x))."""
+    args = (stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    return conv2d_forward(x, weight, bias, *args), im2col(x, *weight.shape[2:], *args)
 
 
 def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
     """dL/dweight from im2col's columns: every output cell adds g times its column to its filter's gradient."""
     N, C_out, out_h, out_w = grad_out.shape
-    grad_w = np.zeros((C_out, cols.shape[0]), dtype=grad_out.dtype)
+    grad_w = np.zeros((C_out, cols.shape[1]), dtype=grad_out.dtype)
     for n in range(N):
         for oh in range(out_h):
             for ow in range(out_w):
-                column = cols[:, (n * out_h + oh) * out_w + ow]
+                column = cols[n, :, oh * out_w + ow]
                 grad_w += grad_out[n, :, oh, ow, None] * column[None, :]
     return grad_w.reshape(weight_shape)
+
+
+def _matmul_bias(a, b, bias, out):
+    """out = a @ b + bias[:, None], one entry at a time."""
+    for i in range(a.shape[0]):
+        for q in range(b.shape[1]):
+            out[i, q] = bias[i] + sum(a[i, k] * b[k, q] for k in range(a.shape[1]))
+
+
+def _matmul_nt_add(a, b, out):
+    """out += a @ bᵀ, one dot product at a time."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            out[i, j] += np.dot(a[i], b[j])
