@@ -36,7 +36,7 @@ visits the cells in the same order and sums the same way, so its results are bit
 import numpy as np
 from numba import prange
 
-from . import by_size, kernel, sum_by_size
+from . import by_size, kernel, parallel_kernel, sum_by_size
 
 
 def _is_plain_2x2(H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -257,14 +257,19 @@ def global_avg_pool2d_forward(x):
     return y
 
 
-@by_size
+@parallel_kernel
 def global_avg_pool2d_backward(grad_out, H, W):
-    """Inputs: grad_out (N, C, 1, 1), the input's H and W. Returns: grad_x (N, C, H, W) = g / (H*W) everywhere."""
+    """Inputs: grad_out (N, C, 1, 1), the input's H and W. Returns: grad_x (N, C, H, W) = g / (H*W) everywhere.
+
+    Always parallel over the N·C planes: its input is small (N·C numbers) but its output is not."""
     N, C = grad_out.shape[0], grad_out.shape[1]
     grad_x = np.empty((N, C, H, W), dtype=grad_out.dtype)
+    planes = grad_x.reshape(N * C, H * W)
+    g = grad_out.reshape(N * C)
     for p in prange(N * C):
-        n, c = p // C, p % C
-        grad_x[n, c] = grad_out[n, c, 0, 0] / (H * W)
+        share = g[p] / (H * W)
+        for k in range(H * W):
+            planes[p, k] = share
     return grad_x
 
 
