@@ -86,7 +86,9 @@ def _matmul_bias(a, b, bias, out):
     Four rows of ``out`` at a time, kept in a small buffer, each updated with four rows of ``b`` at a time:
     every element of ``b`` loaded feeds 4 multiply-adds, every pass over the buffer adds 4 terms. The inner
     loop over q is contiguous and vectorised. The last block repeats the last row when M is not a multiple
-    of 4 (its results are computed and not stored).
+    of 4 (its results are computed and not stored). Plain loops, not slice assignments, fill and empty the
+    buffer: ``acc[0, :] = ...`` made Numba generate broadcasting code that took LLVM 2.5 s instead of 0.8 s
+    to compile, for no gain at run time.
     """
     M, K = a.shape
     Q = b.shape[1]
@@ -94,7 +96,8 @@ def _matmul_bias(a, b, bias, out):
     K4 = K - K % 4
     for i0 in range(0, M, 4):
         i1, i2, i3 = min(i0 + 1, M - 1), min(i0 + 2, M - 1), min(i0 + 3, M - 1)
-        acc[0, :], acc[1, :], acc[2, :], acc[3, :] = bias[i0], bias[i1], bias[i2], bias[i3]
+        for q in range(Q):
+            acc[0, q], acc[1, q], acc[2, q], acc[3, q] = bias[i0], bias[i1], bias[i2], bias[i3]
         for k in range(0, K4, 4):
             a00, a01, a02, a03 = a[i0, k], a[i0, k + 1], a[i0, k + 2], a[i0, k + 3]
             a10, a11, a12, a13 = a[i1, k], a[i1, k + 1], a[i1, k + 2], a[i1, k + 3]
@@ -115,7 +118,8 @@ def _matmul_bias(a, b, bias, out):
                 acc[2, q] += a2 * bk
                 acc[3, q] += a3 * bk
         for di in range(min(4, M - i0)):
-            out[i0 + di, :] = acc[di]
+            for q in range(Q):
+                out[i0 + di, q] = acc[di, q]
 
 
 @sum_kernel
@@ -157,30 +161,35 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     return cols
 
 
-@parallel_sum_kernel
 def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """The adjoint of im2col: cols (N, C_in·KH·KW, OH·OW) → x-shaped sums (N, C_in, H, W)."""
-    N = cols.shape[0]
-    x = np.zeros((N, C_in, H, W), dtype=cols.dtype)
-    for n in prange(N):
-        _col2im_image(cols[n], n, x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    x = np.zeros((cols.shape[0], C_in, H, W), dtype=cols.dtype)
+    _col2im(cols, x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     return x
 
 
 @parallel_sum_kernel
-def _forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep_cols):
-    """Both forwards in one loop; ``keep_cols`` says whether image n's columns go to cols[n] or a scratch."""
-    N, C_in = x.shape[:2]
-    C_out, _, KH, KW = weight.shape
-    R, Q = C_in * KH * KW, out_h * out_w
-    filters = weight.reshape(C_out, R)
-    y = np.empty((N, C_out, out_h, out_w), dtype=x.dtype)
-    cols = np.empty((N if keep_cols else 0, R, Q), dtype=x.dtype)
-    for n in prange(N):
-        image_cols = cols[n] if keep_cols else np.empty((R, Q), dtype=x.dtype)
-        _im2col_image(x, n, image_cols, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-        _matmul_bias(filters, image_cols, bias, y[n].reshape(C_out, Q))
-    return y, cols
+def _col2im(cols, x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    for n in prange(cols.shape[0]):
+        _col2im_image(cols[n], n, x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+
+
+# The parallel kernels below leave allocation, zeros, transposes and sums to their Python callers: inside a
+# ``parallel=True`` function each such array expression becomes a parallel loop of its own, which Numba takes
+# long to compile (``partial.sum(axis=0)`` alone added 1.6 s to a cold start). They split the images among
+# threads in contiguous shares, so that per-thread scratch and partial sums need no locking.
+
+@parallel_sum_kernel
+def _forward(x, filters, bias, y, cols, keep_cols, T, KH, KW, stride_h, stride_w, pad_h, pad_w):
+    """Both forwards in one loop. Each of T threads takes a contiguous share of the images; image n is unfolded
+    into cols[n] when ``keep_cols`` (cols is (N, R, Q)), else into the thread's scratch cols[t] (cols is (T, R, Q))."""
+    N, C_out, out_h, out_w = y.shape
+    Q = out_h * out_w
+    for t in prange(T):
+        for n in range(t * N // T, (t + 1) * N // T):
+            image_cols = cols[n] if keep_cols else cols[t]
+            _im2col_image(x, n, image_cols, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+            _matmul_bias(filters, image_cols, bias, y[n].reshape(C_out, Q))
 
 
 def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -190,33 +199,50 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
     C-contiguous and of one dtype; stride, padding and output size already checked by
     ``shapes.conv2d_geometry``. Returns: y (N, C_out, OH, OW). Each thread needs one image's columns of scratch.
     """
-    return _forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, False)[0]
+    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep_cols=False)[0]
 
 
 def conv2d_forward_keep_cols(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """``conv2d_forward`` that also returns the columns it built, cols (N, C_in·KH·KW, OH·OW) (= ``im2col(x)``),
     for the weight gradient: keeping them costs no time here and saves unfolding x again in backward."""
-    return _forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, True)
+    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep_cols=True)
 
 
-@parallel_sum_kernel
+def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep_cols):
+    N, C_in = x.shape[:2]
+    C_out, _, KH, KW = weight.shape
+    T = get_num_threads()
+    y = np.empty((N, C_out, out_h, out_w), dtype=x.dtype)
+    cols = np.empty((N if keep_cols else T, C_in * KH * KW, out_h * out_w), dtype=x.dtype)
+    _forward(x, weight.reshape(C_out, -1), bias, y, cols, keep_cols, T, KH, KW, stride_h, stride_w, pad_h, pad_w)
+    return y, cols
+
+
 def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad_w):
     """dL/dx of a convolution: for each image, dcols = Wᵀ @ g[n], then col2im.
 
     Inputs: grad_out (N, C_out, OH, OW), weight (C_out, C_in, KH, KW), the input's H and W, stride, padding.
-    Returns: grad_x (N, C_in, H, W). Image n's cells are written by iteration n only.
+    Returns: grad_x (N, C_in, H, W).
     """
-    N, C_out, out_h, out_w = grad_out.shape
+    N, C_out = grad_out.shape[:2]
     _, C_in, KH, KW = weight.shape
-    R, Q = C_in * KH * KW, out_h * out_w
-    filters_t = np.ascontiguousarray(weight.reshape(C_out, R).T)         # (R, C_out)
-    no_bias = np.zeros(R, dtype=grad_out.dtype)
+    filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
     grad_x = np.zeros((N, C_in, H, W), dtype=grad_out.dtype)
+    no_bias = np.zeros(filters_t.shape[0], dtype=grad_out.dtype)
+    _backward_input(grad_out, filters_t, no_bias, grad_x, KH, KW, stride_h, stride_w, pad_h, pad_w)
+    return grad_x
+
+
+@parallel_sum_kernel
+def _backward_input(grad_out, filters_t, no_bias, grad_x, KH, KW, stride_h, stride_w, pad_h, pad_w):
+    """grad_x += col2im(filters_t @ g[n]) for each image n (filters_t is Wᵀ, (R, C_out)); image n's cells are
+    written by iteration n only."""
+    N, C_out, out_h, out_w = grad_out.shape
+    R, Q = filters_t.shape[0], out_h * out_w
     for n in prange(N):
         image_grad_cols = np.empty((R, Q), dtype=grad_out.dtype)
         _matmul_bias(filters_t, grad_out[n].reshape(C_out, Q), no_bias, image_grad_cols)
         _col2im_image(image_grad_cols, n, grad_x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    return grad_x
 
 
 def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
@@ -226,20 +252,19 @@ def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
     (C_out, R) buffer, and the buffers are added at the end, so the result does not depend on scheduling
     (only on the number of threads, through the order of the sums).
     """
-    return _backward_weight_cols(grad_out, cols, get_num_threads()).reshape(weight_shape)
+    partial = np.zeros((get_num_threads(), grad_out.shape[1], cols.shape[1]), dtype=grad_out.dtype)
+    _backward_weight_cols(grad_out, cols, partial)
+    return partial.sum(axis=0).reshape(weight_shape)
 
 
 @parallel_sum_kernel
-def _backward_weight_cols(grad_out, cols, T):
-    """Σ_n g[n] @ cols[n]ᵀ as (C_out, R), in T per-thread shares (``get_num_threads`` is read outside Numba:
-    inside, it would keep the kernel out of the on-disk cache)."""
+def _backward_weight_cols(grad_out, cols, partial):
+    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's share of the images."""
     N, C_out, out_h, out_w = grad_out.shape
-    R, Q = cols.shape[1], cols.shape[2]
-    partial = np.zeros((T, C_out, R), dtype=grad_out.dtype)
+    T, Q = partial.shape[0], out_h * out_w
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
             _matmul_nt_add(grad_out[n].reshape(C_out, Q), cols[n], partial[t])
-    return partial.sum(axis=0)
 
 
 def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w):
@@ -248,20 +273,19 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     Inputs: grad_out (N, C_out, OH, OW), x (N, C_in, H, W), the kernel size, stride, padding.
     Returns: grad_weight (C_out, C_in, KH, KW). Summed per thread as in ``conv2d_backward_weight_cols``.
     """
-    grad_w = _backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w, get_num_threads())
-    return grad_w.reshape((grad_out.shape[1], x.shape[1], KH, KW))
+    C_out, C_in = grad_out.shape[1], x.shape[1]
+    partial = np.zeros((get_num_threads(), C_out, C_in * KH * KW), dtype=grad_out.dtype)
+    _backward_weight(grad_out, x, partial, KH, KW, stride_h, stride_w, pad_h, pad_w)
+    return partial.sum(axis=0).reshape((C_out, C_in, KH, KW))
 
 
 @parallel_sum_kernel
-def _backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w, T):
-    """Σ_n g[n] @ im2col(x)[n]ᵀ as (C_out, R), in T per-thread shares."""
+def _backward_weight(grad_out, x, partial, KH, KW, stride_h, stride_w, pad_h, pad_w):
+    """partial[t] += Σ g[n] @ im2col(x)[n]ᵀ over thread t's share of the images."""
     N, C_out, out_h, out_w = grad_out.shape
-    C_in = x.shape[1]
-    R, Q = C_in * KH * KW, out_h * out_w
-    partial = np.zeros((T, C_out, R), dtype=grad_out.dtype)
+    T, R, Q = partial.shape[0], partial.shape[2], out_h * out_w
     for t in prange(T):
         image_cols = np.empty((R, Q), dtype=x.dtype)
         for n in range(t * N // T, (t + 1) * N // T):
             _im2col_image(x, n, image_cols, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
             _matmul_nt_add(grad_out[n].reshape(C_out, Q), image_cols, partial[t])
-    return partial.sum(axis=0)
