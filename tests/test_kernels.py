@@ -82,19 +82,21 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
                                      (150, 16, 100), (9, 1, 5)])
 def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
     """The register-blocked products, on sizes that are and are not multiples of their 4 × 4 blocks."""
-    a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, Q)).astype(dtype)
-    bias = rng.standard_normal(M).astype(dtype)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    out, expected = np.full((M, Q), np.nan, dtype), np.empty((M, Q), dtype)
-    K_conv._matmul_bias(a, b, bias, out)
-    R_conv._matmul_bias(a, b, bias, expected)
-    assert_close(out, expected, **tol, name="_matmul_bias")
-    c = rng.standard_normal((M, Q)).astype(dtype)                        # out += c @ bᵀ, with c (M, Q), b (K, Q)
-    start = rng.standard_normal((M, K)).astype(dtype)
-    out, expected = start.copy(), start.copy()
-    K_conv._matmul_nt_add(c, b, out)
-    R_conv._matmul_nt_add(c, b, expected)
-    assert_close(out, expected, **tol, name="_matmul_nt_add")
+    for B in (1, 3):                                  # out[n] = a @ b[n] + bias, with a (M, K), b (B, K, Q)
+        a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((B, K, Q)).astype(dtype)
+        bias = rng.standard_normal(M).astype(dtype)
+        out, expected = np.full((B, M, Q), np.nan, dtype), np.empty((B, M, Q), dtype)
+        K_conv._matmul_bias(a, b, bias, out)
+        R_conv._matmul_bias(a, b, bias, expected)
+        assert_close(out, expected, **tol, name="_matmul_bias")
+    for B in (1, 3):                                  # out += Σ_n c[n] @ d[n]ᵀ, with c (B, M, Q), d (B, K, Q)
+        c, d = rng.standard_normal((B, M, Q)).astype(dtype), rng.standard_normal((B, K, Q)).astype(dtype)
+        start = rng.standard_normal((M, K)).astype(dtype)
+        out, expected = start.copy(), start.copy()
+        K_conv._matmul_nt_add(c, d, out)
+        R_conv._matmul_nt_add(c, d, expected)
+        assert_close(out, expected, **tol, name="_matmul_nt_add")
 
 
 def random_pool_case(rng):

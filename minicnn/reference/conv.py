@@ -111,14 +111,16 @@ def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
 
 
 def _matmul_bias(a, b, bias, out):
-    """out = a @ b + bias[:, None], one entry at a time."""
-    for i in range(a.shape[0]):
-        for q in range(b.shape[1]):
-            out[i, q] = bias[i] + sum(a[i, k] * b[k, q] for k in range(a.shape[1]))
+    """out[n] = a @ b[n] + bias[:, None] for b (B, K, Q), one entry at a time."""
+    for n in range(b.shape[0]):
+        for i in range(a.shape[0]):
+            for q in range(b.shape[2]):
+                out[n, i, q] = bias[i] + sum(a[i, k] * b[n, k, q] for k in range(a.shape[1]))
 
 
 def _matmul_nt_add(a, b, out):
-    """out += a @ bᵀ, one dot product at a time."""
-    for i in range(a.shape[0]):
-        for j in range(b.shape[0]):
-            out[i, j] += np.dot(a[i], b[j])
+    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b (B, R, Q), one dot product at a time."""
+    for n in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(b.shape[1]):
+                out[i, j] += np.dot(a[n, i], b[n, j])
