@@ -66,13 +66,12 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
     assert_close(K_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P),
                  R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight")
 
+    y_kept, kept = K_conv.conv2d_forward_keep(x, w, b, *args)
+    assert_close(y_kept, y, rtol=0, atol=0, name="conv2d_forward_keep y")
+    assert_close(K_conv.conv2d_backward_weight_kept(g, kept, x_shape, KH, KW, *S, *P),
+                 R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight_kept")
     cols = K_conv.im2col(x, KH, KW, *args)
     assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
-    y_kept, cols_kept = K_conv.conv2d_forward_keep_cols(x, w, b, *args)
-    assert_close(y_kept, y, rtol=0, atol=0, name="conv2d_forward_keep_cols y")
-    assert_close(cols_kept, cols, rtol=0, atol=0, name="conv2d_forward_keep_cols cols")
-    assert_close(K_conv.conv2d_backward_weight_cols(g, cols, w_shape),
-                 R_conv.conv2d_backward_weight_cols(g, cols, w_shape), **tol, name="conv2d_backward_weight_cols")
     assert_close(K_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args),
                  R_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
 
@@ -81,21 +80,23 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
 @pytest.mark.parametrize("M, K, Q", [(1, 1, 1), (4, 4, 16), (6, 25, 784), (16, 150, 100), (5, 7, 3), (3, 2, 9),
                                      (150, 16, 100), (9, 1, 5)])
 def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
-    """The register-blocked products, on sizes that are and are not multiples of their 4 × 4 blocks."""
+    """The register-blocked products, on sizes that are and are not multiples of their 4 × 4 blocks, with rows
+    read from a flat source at arbitrary, overlapping offsets (as the stride-1 convolution reads them)."""
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    for B in (1, 3):                                  # out[n] = a @ b[n] + bias, with a (M, K), b (B, K, Q)
-        a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((B, K, Q)).astype(dtype)
-        bias = rng.standard_normal(M).astype(dtype)
+    for B in (1, 3):
+        L = Q + 2 * K + 3
+        source = rng.standard_normal((B, L)).astype(dtype)
+        window = rng.integers(0, L - Q + 1, K).astype(np.int64)
+        a, bias = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal(M).astype(dtype)
         out, expected = np.full((B, M, Q), np.nan, dtype), np.empty((B, M, Q), dtype)
-        K_conv._matmul_bias(a, b, bias, out)
-        R_conv._matmul_bias(a, b, bias, expected)
+        K_conv._matmul_bias(a, source, window, bias, out)
+        R_conv._matmul_bias(a, source, window, bias, expected)
         assert_close(out, expected, **tol, name="_matmul_bias")
-    for B in (1, 3):                                  # out += Σ_n c[n] @ d[n]ᵀ, with c (B, M, Q), d (B, K, Q)
-        c, d = rng.standard_normal((B, M, Q)).astype(dtype), rng.standard_normal((B, K, Q)).astype(dtype)
+        c = rng.standard_normal((B, M, Q)).astype(dtype)
         start = rng.standard_normal((M, K)).astype(dtype)
         out, expected = start.copy(), start.copy()
-        K_conv._matmul_nt_add(c, d, out)
-        R_conv._matmul_nt_add(c, d, expected)
+        K_conv._matmul_nt_add(c, source, window, out)
+        R_conv._matmul_nt_add(c, source, window, expected)
         assert_close(out, expected, **tol, name="_matmul_nt_add")
 
 

@@ -92,35 +92,19 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
     return xp[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
 
 
-def conv2d_forward_keep_cols(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """The convolution and the columns it was computed from: (y, im2col(x))."""
-    args = (stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    return conv2d_forward(x, weight, bias, *args), im2col(x, *weight.shape[2:], *args)
+def _matmul_bias(a, source, window, bias, out):
+    """out[n] = a @ b[n] + bias[:, None], where row k of b[n] starts at source[n, window[k]]: one entry at a time."""
+    B, M, Q = out.shape
+    for n in range(B):
+        for i in range(M):
+            for q in range(Q):
+                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, window[k] + q] for k in range(a.shape[1]))
 
 
-def conv2d_backward_weight_cols(grad_out, cols, weight_shape):
-    """dL/dweight from im2col's columns: every output cell adds g times its column to its filter's gradient."""
-    N, C_out, out_h, out_w = grad_out.shape
-    grad_w = np.zeros((C_out, cols.shape[1]), dtype=grad_out.dtype)
-    for n in range(N):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                column = cols[n, :, oh * out_w + ow]
-                grad_w += grad_out[n, :, oh, ow, None] * column[None, :]
-    return grad_w.reshape(weight_shape)
-
-
-def _matmul_bias(a, b, bias, out):
-    """out[n] = a @ b[n] + bias[:, None] for b (B, K, Q), one entry at a time."""
-    for n in range(b.shape[0]):
-        for i in range(a.shape[0]):
-            for q in range(b.shape[2]):
-                out[n, i, q] = bias[i] + sum(a[i, k] * b[n, k, q] for k in range(a.shape[1]))
-
-
-def _matmul_nt_add(a, b, out):
-    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b (B, R, Q), one dot product at a time."""
-    for n in range(a.shape[0]):
-        for i in range(a.shape[1]):
-            for j in range(b.shape[1]):
-                out[i, j] += np.dot(a[n, i], b[n, j])
+def _matmul_nt_add(a, source, window, out):
+    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``_matmul_bias``: one dot product at a time."""
+    B, M, Q = a.shape
+    for n in range(B):
+        for i in range(M):
+            for k in range(len(window)):
+                out[i, k] += np.dot(a[n, i], source[n, window[k]:window[k] + Q])
