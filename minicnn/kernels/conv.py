@@ -301,9 +301,11 @@ def _sources(x, sources, padded, taps, positions, geometry, gather):
 @parallel_sum_kernel
 def _forward(x, filters, bias, y, kept, keep, scratch, rows, padded, taps, positions, window, geometry, gather):
     """y = conv(x) + bias. The sources go to kept[n] (N, L) when ``keep``, else to the thread's scratch
-    (T, B, L); the products to the thread's rows (T, B, C_out, OH·Wq)."""
-    N = x.shape[0]
+    (T, B, L). Stride 1 computes full-width rows into the thread's rows (T, B, C_out, OH·Wp) and keeps their
+    first OW columns; other strides write y directly."""
+    N, C_out, out_h, out_w = y.shape
     T, B = rows.shape[0], rows.shape[1]
+    y3 = y.reshape(N, C_out, out_h * out_w)
     for t in prange(T):
         end = (t + 1) * N // T
         for n0 in range(t * N // T, end, B):
@@ -311,39 +313,47 @@ def _forward(x, filters, bias, y, kept, keep, scratch, rows, padded, taps, posit
             sources = kept[n0:n1] if keep else scratch[t, :n1 - n0]
             for n in range(n0, n1):
                 _source(x, n, sources[n - n0], padded[t], taps, positions, geometry, gather)
-            _matmul_bias(filters, sources, window, bias, rows[t, :n1 - n0])
-            for n in range(n0, n1):
-                _rows_to_outputs(rows[t, n - n0], y, n, geometry)
+            out = y3[n0:n1] if gather else rows[t, :n1 - n0]
+            _matmul_bias(filters, sources, window, bias, out)
+            if not gather:
+                for n in range(n0, n1):
+                    _rows_to_outputs(rows[t, n - n0], y, n, geometry)
 
 
 @parallel_sum_kernel
-def _backward_weight(grad_out, kept, partial, rows, window, geometry):
-    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's images, from their kept sources."""
-    N = grad_out.shape[0]
+def _backward_weight(grad_out, kept, partial, rows, window, geometry, gather):
+    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's images, from their kept sources (g[n] laid out on
+    full-width rows first for stride 1)."""
+    N, C_out, out_h, out_w = grad_out.shape
     T, B = rows.shape[0], rows.shape[1]
+    g3 = grad_out.reshape(N, C_out, out_h * out_w)
     for t in prange(T):
         end = (t + 1) * N // T
         for n0 in range(t * N // T, end, B):
             n1 = min(n0 + B, end)
-            for n in range(n0, n1):
-                _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
-            _matmul_nt_add(rows[t, :n1 - n0], kept[n0:n1], window, partial[t])
+            if not gather:
+                for n in range(n0, n1):
+                    _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
+            g = g3[n0:n1] if gather else rows[t, :n1 - n0]
+            _matmul_nt_add(g, kept[n0:n1], window, partial[t])
 
 
 @parallel_sum_kernel
 def _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, taps, positions, row_window,
                     geometry, gather):
-    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: g[n] laid out on rows (T, B, C_out, OH·Wq), multiplied
-    by filters_t = Wᵀ (R, C_out) into grad_cols (T, B, R, OH·Wq), scattered into the thread's padded image."""
-    N = grad_out.shape[0]
-    T, B, C_out, Q = rows.shape
+    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: g[n] (laid out on full-width rows for stride 1) multiplied
+    by filters_t = Wᵀ (R, C_out) into grad_cols (T, B, R, Q), scattered into the thread's padded image."""
+    N, C_out, out_h, out_w = grad_out.shape
+    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
+    g2 = grad_out.reshape(N, C_out * out_h * out_w)
     for t in prange(T):
         end = (t + 1) * N // T
         for n0 in range(t * N // T, end, B):
             n1 = min(n0 + B, end)
-            for n in range(n0, n1):
-                _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
-            g = rows[t, :n1 - n0].reshape(n1 - n0, C_out * Q)            # each image's rows as one source
+            if not gather:
+                for n in range(n0, n1):
+                    _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
+            g = g2[n0:n1] if gather else rows[t, :n1 - n0].reshape(n1 - n0, C_out * Q)   # each image one source
             _matmul_bias(filters_t, g, row_window, no_bias, grad_cols[t, :n1 - n0])
             for n in range(n0, n1):
                 _scatter(grad_cols[t, n - n0], taps, positions, padded[t], not gather)
@@ -396,7 +406,7 @@ def conv2d_backward_weight_kept(grad_out, kept, x_shape, KH, KW, stride_h, strid
     plan = _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     partial = np.zeros((plan.threads, C_out, plan.taps.size), dtype=grad_out.dtype)
     rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
-    _backward_weight(grad_out, kept, partial, rows, plan.window, plan.geometry)
+    _backward_weight(grad_out, kept, partial, rows, plan.window, plan.geometry, plan.gather)
     return partial.sum(axis=0).reshape((C_out, x_shape[1], KH, KW))
 
 
