@@ -1,4 +1,5 @@
-"""Matrix products: ``matmul`` (the ``@`` operator) and ``linear`` (a fully connected layer). BLAS does the work.
+"""Matrix products: ``matmul`` (the ``@`` operator, numpy's BLAS) and ``linear`` (a fully connected layer,
+Numba loops in ``kernels/linear.py``).
 
     matmul:  Y = A @ B            dA = dY @ Bᵀ           dB = Aᵀ @ dY        (batched over leading axes)
     linear:  y = x @ Wᵀ + b       dx = dy @ W            dW = dyᵀ @ x         db = Σ_n dy
@@ -7,7 +8,7 @@
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import single_threaded_blas
+from ..kernels import linear as linear_kernels, single_threaded_blas
 from ..kernels.shapes import check_same_dtype
 from ..tensor import Tensor, as_tensor
 
@@ -56,27 +57,26 @@ def matmul(a, b) -> Tensor:
 
 
 class Linear(Function):
-    """y = x @ Wᵀ + b for x (N, in); inputs with more leading axes (…, in) are flattened to (N, in) first."""
+    """y = x @ Wᵀ + b for x (N, in); inputs with more leading axes (…, in) are flattened to (N, in) first.
+    Kernels: ``kernels/linear.py``."""
 
     @staticmethod
-    @single_threaded_blas
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1])
-        y = x2 @ weight.T
-        if bias is not None:
-            y += bias
+        x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        weight = np.ascontiguousarray(weight)
+        b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
+        y = linear_kernels.linear_forward(x2, weight, b)
         ctx.save_for_backward(x2, weight)
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
-    @single_threaded_blas
     def backward(ctx, grad):
         x2, weight = ctx.saved
-        g2 = grad.reshape(-1, weight.shape[0])
+        g2 = np.ascontiguousarray(grad.reshape(-1, weight.shape[0]))
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = (g2 @ weight).reshape(ctx.x_shape) if need_x else None
-        grad_w = g2.T @ x2 if need_w else None
+        grad_x = linear_kernels.linear_backward_input(g2, weight).reshape(ctx.x_shape) if need_x else None
+        grad_w = linear_kernels.linear_backward_weight(g2, x2) if need_w else None
         grad_b = g2.sum(axis=0) if need_b else None
         return grad_x, grad_w, grad_b
 

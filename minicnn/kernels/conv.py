@@ -29,7 +29,7 @@ Row r of cols[n] need not be copied anywhere: in the flattened padded image, tap
   (``source`` is then cols[n] and its row r starts at r·Q).
 
 Both cases meet in two register-blocked loops that read row r of the source at ``source[window[r]:]``:
-``_matmul_bias`` (forward and input gradient) and ``_matmul_nt_add`` (weight gradient), 4 × 4 blocks of the
+``matmul_bias`` (forward and input gradient) and ``matmul_nt_add`` (weight gradient), 4 × 4 blocks of the
 output so that each number loaded feeds four multiply-adds. The images are split among Numba's threads in
 contiguous shares; each thread's scratch stays in its core's cache.
 
@@ -44,6 +44,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from . import parallel_sum_kernel, sum_kernel
+from .matmul import matmul_bias, matmul_nt_add
 
 #: The products take at least this many output columns (images × columns per image) per call.
 MIN_COLUMNS = 256
@@ -192,97 +193,6 @@ def _rows_to_outputs(rows, y, n, geometry):
                 y[n, co, oh, ow] = rows[co, oh * row_width + ow]
 
 
-# --- the products ---------------------------------------------------------------------------------------------
-
-@sum_kernel
-def _matmul_bias(a, source, window, bias, out):
-    """out[n, i, q] = bias[i] + Σ_k a[i, k] · source[n, window[k] + q] for a (M, K), source (B, L), out (B, M, Q).
-
-    That is out[n] = a @ b[n] + bias for the (K, Q) matrix b[n] whose row k starts at source[n, window[k]].
-    Four rows of ``out`` at a time, kept in a small buffer, each updated with four rows of b at a time: every
-    element of b loaded feeds 4 multiply-adds, and the 16 numbers of a in use are loaded once for all B
-    images. The inner loop over q is contiguous and vectorised. The last block repeats the last row when M is
-    not a multiple of 4 (its results are computed and not stored). Plain loops, not slice assignments, fill and
-    empty the buffer: ``acc[0, :] = ...`` made Numba generate code that took LLVM 2.5 s instead of 0.8 s to
-    compile, for no gain at run time.
-    """
-    M, K = a.shape
-    B, Q = out.shape[0], out.shape[2]
-    acc = np.empty((4, B, Q), dtype=out.dtype)
-    K4 = K - K % 4
-    for i0 in range(0, M, 4):
-        i1, i2, i3 = min(i0 + 1, M - 1), min(i0 + 2, M - 1), min(i0 + 3, M - 1)
-        for n in range(B):
-            for q in range(Q):
-                acc[0, n, q], acc[1, n, q], acc[2, n, q], acc[3, n, q] = bias[i0], bias[i1], bias[i2], bias[i3]
-        for k in range(0, K4, 4):
-            a00, a01, a02, a03 = a[i0, k], a[i0, k + 1], a[i0, k + 2], a[i0, k + 3]
-            a10, a11, a12, a13 = a[i1, k], a[i1, k + 1], a[i1, k + 2], a[i1, k + 3]
-            a20, a21, a22, a23 = a[i2, k], a[i2, k + 1], a[i2, k + 2], a[i2, k + 3]
-            a30, a31, a32, a33 = a[i3, k], a[i3, k + 1], a[i3, k + 2], a[i3, k + 3]
-            s0, s1, s2, s3 = window[k], window[k + 1], window[k + 2], window[k + 3]
-            for n in range(B):
-                # Rows of b as views: indexing source[n, s0 + q] directly made Numba test s0 + q for a negative
-                # index (q alone, a range() variable, is known not to be), which stopped vectorisation: 2x slower.
-                r0, r1, r2, r3 = source[n, s0:s0 + Q], source[n, s1:s1 + Q], source[n, s2:s2 + Q], source[n, s3:s3 + Q]
-                for q in range(Q):
-                    b0, b1, b2, b3 = r0[q], r1[q], r2[q], r3[q]
-                    acc[0, n, q] += a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-                    acc[1, n, q] += a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-                    acc[2, n, q] += a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-                    acc[3, n, q] += a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-        for k in range(K4, K):                                   # the last K % 4 rows of b, one at a time
-            a0, a1, a2, a3 = a[i0, k], a[i1, k], a[i2, k], a[i3, k]
-            s = window[k]
-            for n in range(B):
-                row = source[n, s:s + Q]
-                for q in range(Q):
-                    bk = row[q]
-                    acc[0, n, q] += a0 * bk
-                    acc[1, n, q] += a1 * bk
-                    acc[2, n, q] += a2 * bk
-                    acc[3, n, q] += a3 * bk
-        for di in range(min(4, M - i0)):
-            for n in range(B):
-                for q in range(Q):
-                    out[n, i0 + di, q] = acc[di, n, q]
-
-
-@sum_kernel
-def _matmul_nt_add(a, source, window, out):
-    """out[i, k] += Σ_n Σ_q a[n, i, q] · source[n, window[k] + q] for a (B, M, Q), source (B, L), out (M, K):
-    Σ_n a[n] @ b[n]ᵀ with b[n] as in ``_matmul_bias``, 4 × 4 dot products at a time.
-
-    Each block keeps its 16 sums in registers while the passes over q read 4 rows of a and 4 of b: 8 loads
-    feed 16 multiply-adds. Edge blocks repeat the last row and store only the valid part. Several images per
-    call matter when Q is short: for Conv2d(6, 16, 5, stride=2), Q = 25, and summing over 10 images in one
-    block took its weight gradient at batch 256 from 0.86 to 0.53 ms.
-    """
-    B, M, Q = a.shape
-    K = window.shape[0]
-    zero = np.zeros(1, dtype=out.dtype)[0]                      # a zero of the arrays' dtype
-    for i0 in range(0, M, 4):
-        i1, i2, i3 = min(i0 + 1, M - 1), min(i0 + 2, M - 1), min(i0 + 3, M - 1)
-        for j0 in range(0, K, 4):
-            s0, s1 = window[j0], window[min(j0 + 1, K - 1)]
-            s2, s3 = window[min(j0 + 2, K - 1)], window[min(j0 + 3, K - 1)]
-            t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = zero
-            t20 = t21 = t22 = t23 = t30 = t31 = t32 = t33 = zero
-            for n in range(B):
-                r0, r1, r2, r3 = source[n, s0:s0 + Q], source[n, s1:s1 + Q], source[n, s2:s2 + Q], source[n, s3:s3 + Q]
-                for q in range(Q):                               # (views: see _matmul_bias)
-                    a0, a1, a2, a3 = a[n, i0, q], a[n, i1, q], a[n, i2, q], a[n, i3, q]
-                    b0, b1, b2, b3 = r0[q], r1[q], r2[q], r3[q]
-                    t00 += a0 * b0; t01 += a0 * b1; t02 += a0 * b2; t03 += a0 * b3       # noqa: E702
-                    t10 += a1 * b0; t11 += a1 * b1; t12 += a1 * b2; t13 += a1 * b3       # noqa: E702
-                    t20 += a2 * b0; t21 += a2 * b1; t22 += a2 * b2; t23 += a2 * b3       # noqa: E702
-                    t30 += a3 * b0; t31 += a3 * b1; t32 += a3 * b2; t33 += a3 * b3       # noqa: E702
-            block = ((t00, t01, t02, t03), (t10, t11, t12, t13), (t20, t21, t22, t23), (t30, t31, t32, t33))
-            for di in range(min(4, M - i0)):
-                for dj in range(min(4, K - j0)):
-                    out[i0 + di, j0 + dj] += block[di][dj]
-
-
 # --- whole batches ----------------------------------------------------------------------------------------------
 # The parallel kernels leave allocation, zeros, transposes and sums to their Python callers: inside a
 # ``parallel=True`` function each such array expression becomes a parallel loop of its own, which Numba takes
@@ -314,7 +224,7 @@ def _forward(x, filters, bias, y, kept, keep, scratch, rows, padded, taps, posit
             for n in range(n0, n1):
                 _source(x, n, sources[n - n0], padded[t], taps, positions, geometry, gather)
             out = y3[n0:n1] if gather else rows[t, :n1 - n0]
-            _matmul_bias(filters, sources, window, bias, out)
+            matmul_bias(filters, sources, window, bias, out)
             if not gather:
                 for n in range(n0, n1):
                     _rows_to_outputs(rows[t, n - n0], y, n, geometry)
@@ -335,7 +245,7 @@ def _backward_weight(grad_out, kept, partial, rows, window, geometry, gather):
                 for n in range(n0, n1):
                     _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
             g = g3[n0:n1] if gather else rows[t, :n1 - n0]
-            _matmul_nt_add(g, kept[n0:n1], window, partial[t])
+            matmul_nt_add(g, kept[n0:n1], window, partial[t])
 
 
 @parallel_sum_kernel
@@ -354,7 +264,7 @@ def _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padde
                 for n in range(n0, n1):
                     _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
             g = g2[n0:n1] if gather else rows[t, :n1 - n0].reshape(n1 - n0, C_out * Q)   # each image one source
-            _matmul_bias(filters_t, g, row_window, no_bias, grad_cols[t, :n1 - n0])
+            matmul_bias(filters_t, g, row_window, no_bias, grad_cols[t, :n1 - n0])
             for n in range(n0, n1):
                 _scatter(grad_cols[t, n - n0], taps, positions, padded[t], not gather)
                 _crop_image(padded[t], n, grad_x, geometry)

@@ -90,21 +90,3 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
                 column = cols[n, :, oh * out_w + ow]
                 xp[n, :, top:top + KH, left:left + KW] += column.reshape(C_in, KH, KW)
     return xp[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
-
-
-def _matmul_bias(a, source, window, bias, out):
-    """out[n] = a @ b[n] + bias[:, None], where row k of b[n] starts at source[n, window[k]]: one entry at a time."""
-    B, M, Q = out.shape
-    for n in range(B):
-        for i in range(M):
-            for q in range(Q):
-                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, window[k] + q] for k in range(a.shape[1]))
-
-
-def _matmul_nt_add(a, source, window, out):
-    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``_matmul_bias``: one dot product at a time."""
-    B, M, Q = a.shape
-    for n in range(B):
-        for i in range(M):
-            for k in range(len(window)):
-                out[i, k] += np.dot(a[n, i], source[n, window[k]:window[k] + Q])

@@ -1,0 +1,73 @@
+"""The fully connected layer's three products, on the register-blocked loops of ``matmul.py``.
+
+Twins: ``minicnn/reference/linear.py`` (numpy's ``@``), ``minicnn/functional/linear.py`` (the op)::
+
+    y  = x @ Wᵀ + b        x (N, I), W (O, I), b (O,), y (N, O)
+    dx = g @ W             g = dL/dy (N, O)
+    dW = gᵀ @ x
+
+Each is split among the threads by rows of its result (samples for y and dx, output features for dW), so no
+two threads write the same cell. Measured on the 2-core machine against numpy's OpenBLAS, which inside
+minicnn runs on one thread (``threads.py``): y for Linear(400, 120) on 1,000 samples 0.77 → 0.68 ms,
+on 256 samples 0.22 → 0.16 ms.
+"""
+import numpy as np
+from numba import get_num_threads, prange
+
+from . import parallel_sum_kernel
+from .matmul import matmul_bias, matmul_nt_add
+
+
+def _rows(n, I):
+    """window for a matrix with n rows of length I, read as one flat source: row k starts at k·I."""
+    return np.arange(n, dtype=np.int64) * I
+
+
+def linear_forward(x, weight, bias):
+    """y = x @ weightᵀ + bias for x (N, I), weight (O, I), bias (O,) (zeros for "no bias"). Returns y (N, O)."""
+    N, O = x.shape[0], weight.shape[0]
+    y = np.empty((N, O), dtype=x.dtype)
+    _forward(x, weight.reshape(1, -1), _rows(O, weight.shape[1]), bias, y, get_num_threads())
+    return y
+
+
+@parallel_sum_kernel
+def _forward(x, weight_flat, window, bias, y, T):
+    """y[n, o] = bias[o] + (x[n] · weight[o]): dot products of rows, thread t taking rows t·N/T to (t+1)·N/T."""
+    N, I = x.shape
+    O = y.shape[1]
+    for t in prange(T):
+        n0, n1 = t * N // T, (t + 1) * N // T
+        for n in range(n0, n1):
+            for o in range(O):
+                y[n, o] = bias[o]
+        matmul_nt_add(x[n0:n1].reshape(1, n1 - n0, I), weight_flat, window, y[n0:n1])
+
+
+def linear_backward_input(grad_out, weight):
+    """dx = grad_out @ weight for grad_out (N, O), weight (O, I). Returns dx (N, I)."""
+    N, (O, I) = grad_out.shape[0], weight.shape
+    grad_x = np.empty((N, I), dtype=grad_out.dtype)
+    no_bias = np.zeros(N, dtype=grad_out.dtype)
+    _rows_times_matrix(grad_out, weight.reshape(1, -1), _rows(O, I), no_bias, grad_x, get_num_threads())
+    return grad_x
+
+
+def linear_backward_weight(grad_out, x):
+    """dW = grad_outᵀ @ x for grad_out (N, O), x (N, I). Returns dW (O, I)."""
+    (N, O), I = grad_out.shape, x.shape[1]
+    grad_w = np.empty((O, I), dtype=grad_out.dtype)
+    no_bias = np.zeros(O, dtype=grad_out.dtype)
+    _rows_times_matrix(np.ascontiguousarray(grad_out.T), x.reshape(1, -1), _rows(N, I), no_bias, grad_w,
+                       get_num_threads())
+    return grad_w
+
+
+@parallel_sum_kernel
+def _rows_times_matrix(a, b_flat, window, no_bias, out, T):
+    """out = a @ b for a (M, K) and b (K, J) given flat with its row starts; thread t takes rows of out."""
+    M = a.shape[0]
+    J = out.shape[1]
+    for t in prange(T):
+        m0, m1 = t * M // T, (t + 1) * M // T
+        matmul_bias(a[m0:m1], b_flat, window, no_bias[m0:m1], out[m0:m1].reshape(1, m1 - m0, J))

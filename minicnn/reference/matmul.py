@@ -1,0 +1,20 @@
+"""The small products of ``minicnn/kernels/matmul.py`` as their definitions read: one entry at a time."""
+import numpy as np
+
+
+def matmul_bias(a, source, window, bias, out):
+    """out[n] = a @ b[n] + bias[:, None], where row k of b[n] starts at source[n, window[k]]: one entry at a time."""
+    B, M, Q = out.shape
+    for n in range(B):
+        for i in range(M):
+            for q in range(Q):
+                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, window[k] + q] for k in range(a.shape[1]))
+
+
+def matmul_nt_add(a, source, window, out):
+    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``matmul_bias``: one dot product at a time."""
+    B, M, Q = a.shape
+    for n in range(B):
+        for i in range(M):
+            for k in range(len(window)):
+                out[i, k] += np.dot(a[n, i], source[n, window[k]:window[k] + Q])
