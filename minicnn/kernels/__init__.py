@@ -31,7 +31,7 @@ choose_threading_layer()
 def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 20) -> bool:
     """Let glibc's malloc keep and reuse large freed blocks instead of returning them to the system.
 
-    A training step allocates ~25 MB of short-lived arrays (im2col columns, activations, gradients). By default
+    A training step allocates megabytes of short-lived arrays (activations, gradients, scratch). By default
     glibc serves every block above a threshold (128 KB at first, adapting upwards) with fresh pages from the
     kernel, and each 4 KB page then costs a page fault when first written: 3,700 faults per ``maxpool`` step,
     which took the step from 8.4 ms to 12.4 ms here. Raising the thresholds (glibc's ``mallopt``, what

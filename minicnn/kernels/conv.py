@@ -33,12 +33,18 @@ Both cases meet in two register-blocked loops that read row r of the source at `
 output so that each number loaded feeds four multiply-adds. The images are split among Numba's threads in
 contiguous shares; each thread's scratch stays in its core's cache.
 
-Measured on the 2-core machine, batch 64, milliseconds, against the first version of this file (one im2col of
-the whole batch, numpy's BLAS for the products, which is memory-bound on these long, thin matrices):
+Measured on the 2-core machine, batch 64, milliseconds (``benchmarks/bench_ops.py`` times the whole layers),
+against the first version of this file (one im2col of the whole batch, numpy's BLAS for the products, which is
+memory-bound on these long, thin matrices) and the second (per-image im2col, these products)::
 
-    layer                      forward        weight grad     input grad
-    Conv2d(1, 6, 5, p=2)       1.05 → ...     0.68 → ...      1.43 → ...
-    Conv2d(6, 16, 5)           1.10 → ...     0.47 → ...      1.26 → ...
+    layer                        forward              weight grad          input grad
+    Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23   0.68 → 0.18 → 0.22   1.43 → 0.53 → 0.37
+    Conv2d(6, 16, 5)             1.10 → 0.54 → 0.43   0.47 → 0.37 → 0.46   1.26 → 0.68 → 0.61
+    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20   0.31 → 0.22 → 0.16   0.35 → 0.35 → 0.25
+
+The third version's weight gradient of Conv2d(6, 16, 5) is slower in isolation (1.4x the multiply-adds), but
+the whole maxpool training step is faster with it (batch 256: 13.9 → 11.5 ms): what it keeps for backward is
+the padded input, 25x smaller than the columns, and the step's working set stays in cache.
 """
 import numpy as np
 from numba import get_num_threads, prange
