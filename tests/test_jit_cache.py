@@ -57,3 +57,19 @@ def test_a_read_only_package_folder_falls_back_to_the_user_cache(tmp_path):
     second = run(PROBE_RUN, env, patch_read_only=True)
     assert first["path"].startswith(str(tmp_path)), first
     assert second["hits"] >= 1 and second["misses"] == 0
+
+
+def test_a_dependent_kernel_file_is_touched_when_its_dependency_is_newer(tmp_path):
+    """Numba would keep a stale cache of conv.py's kernels after an edit of matmul.py: the edit must make
+    conv.py newer, so that Numba rebuilds it."""
+    import os
+    import time
+    from minicnn.kernels import refresh_dependents
+    dependents = {"matmul.py": ("conv.py",)}
+    for name in ("conv.py", "matmul.py"):
+        (tmp_path / name).write_text("# kernel\n")
+    old = time.time() - 100
+    os.utime(tmp_path / "conv.py", (old, old))                      # matmul.py edited after conv.py
+    assert refresh_dependents(str(tmp_path), dependents) == ["conv.py"]
+    assert os.stat(tmp_path / "conv.py").st_mtime_ns > os.stat(tmp_path / "matmul.py").st_mtime_ns
+    assert refresh_dependents(str(tmp_path), dependents) == []        # now up to date: nothing to do
