@@ -86,7 +86,7 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
     for B in (1, 3):
         L = Q + 2 * K + 3
         source = rng.standard_normal((B, L)).astype(dtype)
-        window = rng.integers(0, L - Q + 1, K).astype(np.int64)
+        window = rng.integers(0, L - Q + 1, K).astype(np.uint64)
         a, bias = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal(M).astype(dtype)
         out, expected = np.full((B, M, Q), np.nan, dtype), np.empty((B, M, Q), dtype)
         K_mm.matmul_bias(a, source, window, bias, out)

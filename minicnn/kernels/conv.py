@@ -88,13 +88,13 @@ class Plan:
             row_width = Wp
             self.columns = out_h * Wp                                    # Q: output rows on the full width
             self.positions = np.arange(self.columns, dtype=np.uint64)
-            self.window = self.taps.astype(np.int64)
+            self.window = self.taps
             self.source_size = C_in * Hp * Wp + KW                       # the last row's extra columns read past
         else:
             row_width = out_w
             self.columns = out_h * out_w
             self.positions = _positions(Wp, stride_h, stride_w, out_h, out_w)
-            self.window = np.arange(R, dtype=np.int64) * self.columns
+            self.window = np.arange(R, dtype=np.uint64) * np.uint64(self.columns)
             self.source_size = R * self.columns
         self.padded_size = C_in * Hp * Wp + KW
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width)
@@ -354,7 +354,7 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
     grad_cols = plan.scratch(filters_t.shape[0], plan.columns, dtype=grad_out.dtype)
     padded = np.empty((plan.threads, plan.padded_size), dtype=grad_out.dtype)
-    row_window = np.arange(C_out, dtype=np.int64) * plan.columns
+    row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(plan.columns)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
     _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, plan.taps, plan.positions,
                     row_window, plan.geometry, plan.gather)

@@ -21,7 +21,7 @@ from .matmul import matmul_bias
 
 def _rows(n, I):
     """window for a matrix with n rows of length I, read as one flat source: row k starts at k·I."""
-    return np.arange(n, dtype=np.int64) * I
+    return np.arange(n, dtype=np.uint64) * np.uint64(I)
 
 
 def linear_forward(x, weight, bias):

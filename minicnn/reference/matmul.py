@@ -8,7 +8,7 @@ def matmul_bias(a, source, window, bias, out):
     for n in range(B):
         for i in range(M):
             for q in range(Q):
-                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, window[k] + q] for k in range(a.shape[1]))
+                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1]))
 
 
 def matmul_nt_add(a, source, window, out):
@@ -17,4 +17,4 @@ def matmul_nt_add(a, source, window, out):
     for n in range(B):
         for i in range(M):
             for k in range(len(window)):
-                out[i, k] += np.dot(a[n, i], source[n, window[k]:window[k] + Q])
+                out[i, k] += np.dot(a[n, i], source[n, int(window[k]):int(window[k]) + Q])
