@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import minicnn.kernels
-from minicnn.kernels import activation as K_act, conv as K_conv, linear as K_lin, matmul as K_mm, pool as K_pool
+from minicnn.kernels import activation as K_act, conv as K_conv, matmul as K_mm, pool as K_pool
 from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
-from minicnn.reference import activation as R_act, conv as R_conv, linear as R_lin, matmul as R_mm, pool as R_pool
+from minicnn.reference import activation as R_act, conv as R_conv, matmul as R_mm, pool as R_pool
 from minicnn.testing import assert_close
 
 DTYPES = [np.float32, np.float64]
@@ -98,19 +98,6 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         K_mm.matmul_nt_add(c, source, window, out)
         R_mm.matmul_nt_add(c, source, window, expected)
         assert_close(out, expected, **tol, name="matmul_nt_add")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (64, 400, 120), (7, 5, 3), (3, 13, 10), (1000, 84, 10)])
-def test_linear_kernels_equal_reference(N, I, O, dtype, rng):
-    x, w = rng.standard_normal((N, I)).astype(dtype), rng.standard_normal((O, I)).astype(dtype)
-    b, g = rng.standard_normal(O).astype(dtype), rng.standard_normal((N, O)).astype(dtype)
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    assert_close(K_lin.linear_forward(x, w, b), R_lin.linear_forward(x, w, b), **tol, name="linear_forward")
-    assert_close(K_lin.linear_backward_input(g, w), R_lin.linear_backward_input(g, w), **tol,
-                 name="linear_backward_input")
-    assert_close(K_lin.linear_backward_weight(g, x), R_lin.linear_backward_weight(g, x), **tol,
-                 name="linear_backward_weight")
 
 
 def random_pool_case(rng):

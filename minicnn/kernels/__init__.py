@@ -55,16 +55,16 @@ if os.environ.get("MINICNN_TUNE_MALLOC", "1") != "0":
     tune_allocator()
 
 #: Kernel files that compile another file's loops into theirs: {dependency: dependents}.
-DEPENDENTS = {"matmul.py": ("conv.py", "linear.py")}
+DEPENDENTS = {"matmul.py": ("conv.py",)}
 
 
 def refresh_dependents(folder=None, dependents=DEPENDENTS) -> list:
     """Touch every kernel file that is older than a file whose loops it compiles in; returns those touched.
 
     Numba checks a cached kernel against the file that defines it only, not the files it calls into (numba
-    pull requests 8396 and 9563 would change that; neither is merged). ``conv.py`` and ``linear.py`` inline
-    ``matmul.py``'s products, so after an edit of ``matmul.py`` their cached machine code would still hold
-    the old products. Touching them makes Numba rebuild their caches. Runs at import (three ``stat`` calls);
+    pull requests 8396 and 9563 would change that; neither is merged). ``conv.py`` inlines ``matmul.py``'s
+    products, so after an edit of ``matmul.py`` its cached machine code would still hold the old products.
+    Touching it makes Numba rebuild its caches. Runs at import (two ``stat`` calls);
     a read-only install is left alone (nobody edits it).
     """
     folder = os.path.dirname(__file__) if folder is None else folder
