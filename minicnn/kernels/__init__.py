@@ -10,8 +10,8 @@ Compilation is lazy: ``import minicnn`` compiles nothing. The first call with a 
 or in the user-wide Numba cache folder when this folder is read-only), so later processes load it in
 milliseconds. Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python.
 
-Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py``, ``pool.py``,
-``activation.py``, and ``threads.py`` (which thread pool runs what).
+Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
+``matmul.py``), ``pool.py``, ``activation.py``, and ``threads.py`` (which thread pool runs what).
 """
 import ctypes
 import ctypes.util
