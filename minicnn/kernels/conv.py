@@ -361,33 +361,38 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     return grad_x
 
 
+def _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, dtype):
+    """What explicit columns need, for any stride: the offset tables, one padded scratch image per thread, and
+    the geometry with output rows of width OW."""
+    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
+    taps, positions = _taps(C_in, Hp, Wp, KH, KW), _positions(Wp, stride_h, stride_w, out_h, out_w)
+    padded = np.empty((get_num_threads(), C_in * Hp * Wp), dtype=dtype)
+    return taps, positions, padded, (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, out_w)
+
+
 def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """Every image's columns, cols (N, C_in·KH·KW, OH·OW): ``cols[n, (ci·KH + kh)·KW + kw, oh·OW + ow] =
     xp[n, ci, oh·S + kh, ow·S + kw]``. (The convolution kernels above build these only for strides > 1.)"""
     N, C_in, H, W = x.shape
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    taps, positions = _taps(C_in, Hp, Wp, KH, KW), _positions(Wp, stride_h, stride_w, out_h, out_w)
-    geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, out_w)
+    taps, positions, padded, geometry = _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                                   out_h, out_w, x.dtype)
     cols = np.empty((N, taps.size * positions.size), dtype=x.dtype)
-    padded = np.empty((get_num_threads(), C_in * Hp * Wp), dtype=x.dtype)
     _sources(x, cols, padded, taps, positions, geometry, True)
     return cols.reshape(N, taps.size, positions.size)
 
 
 def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """The adjoint of im2col: cols (N, C_in·KH·KW, OH·OW) → x-shaped sums (N, C_in, H, W)."""
-    N = cols.shape[0]
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    taps, positions = _taps(C_in, Hp, Wp, KH, KW), _positions(Wp, stride_h, stride_w, out_h, out_w)
-    geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, out_w)
-    x = np.empty((N, C_in, H, W), dtype=cols.dtype)
-    padded = np.empty((get_num_threads(), C_in * Hp * Wp), dtype=cols.dtype)
+    taps, positions, padded, geometry = _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                                   out_h, out_w, cols.dtype)
+    x = np.empty((cols.shape[0], C_in, H, W), dtype=cols.dtype)
     _col2im(np.ascontiguousarray(cols), x, padded, taps, positions, geometry)
     return x
 
 
 @parallel_sum_kernel
 def _col2im(cols, x, padded, taps, positions, geometry):
+    """x[n] = col2im(cols[n]) for all n, through each thread's padded scratch image."""
     T, N = padded.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
