@@ -49,7 +49,7 @@ the padded input, 25x smaller than the columns, and the step's working set stays
 import numpy as np
 from numba import get_num_threads, prange
 
-from . import parallel_sum_kernel, sum_kernel
+from . import kernel, parallel_sum_kernel, sum_kernel
 from .matmul import matmul_bias, matmul_nt_add
 
 #: The products take at least this many output columns (images × columns per image) per call.
@@ -72,11 +72,20 @@ def _positions(Wp, stride_h, stride_w, out_h, out_w):
 class Plan:
     """Everything the kernels need to know about one convolution's geometry, computed once per call in Python.
 
+    The images are taken B = ``images_per_block`` at a time (block k: images k·B to k·B + B), so that each
+    product has at least ``MIN_COLUMNS`` output columns. A block's ``source`` (``block_size`` numbers) is
+
+    - stride 1: its B padded images one after the other, L = C_in·Hp·Wp + KW numbers each; the product
+      runs over the B images with Q = OH·Wp columns each;
+    - other strides: one (R, B·Q) column matrix, Q = OH·OW, image j's columns at j·Q to j·Q + Q of every
+      row (unused images' columns zero in the last block). One long product instead of B short ones: with
+      Q = 25 (the strided pyramid's second layer), B = 10 products of 25 columns ran at 43 GFLOP/s, one of
+      250 columns at 64 GFLOP/s, and the weight gradient's at 30 → 66 (``matmul.py``'s loops are vectorised
+      along the columns, 8 or more at a time).
+
     ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, Wq)
-    with Wq the width of an output row in the products (Wp for stride 1, OW otherwise). Arrays: ``taps`` (R,),
-    ``positions`` (Q,) (offsets in the flattened padded image, see the module docstring) and ``window`` (R,),
-    where row r of a source starts. ``gather``: whether sources are gathered columns (stride > 1) or padded
-    images (stride 1). ``source_size``: the length of one image's source.
+    with Wq the width of an output row in the products (Wp for stride 1, OW otherwise). Offset tables (see the
+    module docstring): ``taps`` (R,), ``positions`` (Q,), and ``window`` (R,), where row r starts in a source.
     """
 
     def __init__(self, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -84,29 +93,42 @@ class Plan:
         self.gather = (stride_h, stride_w) != (1, 1)
         self.taps = _taps(C_in, Hp, Wp, KH, KW)
         R = self.taps.size
-        if not self.gather:
-            row_width = Wp
-            self.columns = out_h * Wp                                    # Q: output rows on the full width
-            self.positions = np.arange(self.columns, dtype=np.uint64)
-            self.window = self.taps
-            self.source_size = C_in * Hp * Wp + KW                       # the last row's extra columns read past
-        else:
-            row_width = out_w
-            self.columns = out_h * out_w
+        row_width = out_w if self.gather else Wp
+        self.columns = Q = out_h * row_width
+        self.images_per_block = B = max(1, MIN_COLUMNS // Q)
+        self.padded_size = C_in * Hp * Wp + KW                          # the last row's extra columns read past
+        if self.gather:
             self.positions = _positions(Wp, stride_h, stride_w, out_h, out_w)
-            self.window = np.arange(R, dtype=np.uint64) * np.uint64(self.columns)
-            self.source_size = R * self.columns
-        self.padded_size = C_in * Hp * Wp + KW
+            self.window = np.arange(R, dtype=np.uint64) * np.uint64(B * Q)
+            self.block_size = R * B * Q
+        else:
+            self.positions = np.arange(Q, dtype=np.uint64)
+            self.window = self.taps
+            self.block_size = B * self.padded_size
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width)
         self.threads = get_num_threads()
-        self.images_per_call = max(1, MIN_COLUMNS // self.columns)
+
+    def blocks(self, N):
+        """How many blocks N images make."""
+        return -(-N // self.images_per_block)
 
     def scratch(self, *shape, dtype):
-        """One buffer per thread and image of a call: (T, B, *shape)."""
-        return np.empty((self.threads, self.images_per_call) + shape, dtype=dtype)
+        """One buffer per thread and image of a block: (T, B, *shape)."""
+        return np.empty((self.threads, self.images_per_block) + shape, dtype=dtype)
 
 
 # --- one image: padding, gathering, scattering ---------------------------------------------------------------
+# A block's matrices (sources, output rows, column gradients) are flat: ``_place`` says where image j's part
+# of row i starts, for a block of B images with Q columns each and ``count`` rows per image.
+
+@kernel
+def _place(j, count, Q, B, gather):
+    """(offset, row_stride): image j's row i starts at offset + i·row_stride. Stride 1: the images' matrices
+    one after another; other strides: one matrix of B·Q columns, image j's at column j·Q."""
+    if gather:
+        return j * Q, B * Q
+    return j * count * Q, Q
+
 
 @sum_kernel
 def _pad_image(x, n, padded, geometry):
@@ -126,33 +148,33 @@ def _pad_image(x, n, padded, geometry):
 
 
 @sum_kernel
-def _gather(padded, taps, positions, cols):
-    """cols[r·Q + q] = padded[taps[r] + positions[q]]: im2col from a padded image, no bounds tests. The offset
-    tables are unsigned, so that Numba does not test each index for being negative (which, in ``_scatter``,
-    made the loop 3x slower)."""
-    Q = positions.shape[0]
+def _gather(padded, taps, positions, cols, offset, row_stride):
+    """im2col of one padded image: cols[offset + r·row_stride + q] = padded[taps[r] + positions[q]], no bounds
+    tests. One flat loop over q through the offset table ran 2–3x faster than loops over (oh, ow), whose rows
+    are short (5 to 14 numbers here), even with the stride a constant. The tables are unsigned, so that Numba
+    does not test each index for being negative (which, in ``_scatter``, made the loop 3x slower)."""
+    Q = np.uint64(positions.shape[0])
     for r in range(taps.shape[0]):
-        start = taps[r]
+        start, dst = taps[r], np.uint64(offset + r * row_stride)
         for q in range(Q):
-            cols[r * Q + q] = padded[start + positions[q]]
+            cols[dst + q] = padded[start + positions[q]]
 
 
 @sum_kernel
-def _scatter(cols, taps, positions, padded, contiguous):
-    """The adjoint of ``_gather``: padded[taps[r] + positions[q]] += cols[r, q] (padded zeroed first).
-    ``contiguous``: positions[q] = q (stride 1), where each row is added as one run."""
+def _scatter(cols, offset, row_stride, taps, positions, padded, contiguous):
+    """The adjoint of ``_gather``: padded[taps[r] + positions[q]] += cols[offset + r·row_stride + q] (padded
+    zeroed first). ``contiguous``: positions[q] = q (stride 1), where each row is added as one run."""
     for i in range(padded.shape[0]):
         padded[i] = 0
-    Q = positions.shape[0]
+    Q = np.uint64(positions.shape[0])
     for r in range(taps.shape[0]):
-        start = taps[r]
+        start, src = taps[r], np.uint64(offset + r * row_stride)
         if contiguous:
-            run = padded[start:start + Q]
             for q in range(Q):
-                run[q] += cols[r, q]
+                padded[start + q] += cols[src + q]
         else:
             for q in range(Q):
-                padded[start + positions[q]] += cols[r, q]
+                padded[start + positions[q]] += cols[src + q]
 
 
 @sum_kernel
@@ -168,111 +190,170 @@ def _crop_image(padded, n, x, geometry):
 
 
 @sum_kernel
-def _source(x, n, source, padded, taps, positions, geometry, gather):
-    """The source of image n: its gathered columns when ``gather`` (strides > 1), else its padded image."""
+def _block_source(x, n0, n1, source, padded, taps, positions, geometry, gather, B):
+    """The source of the block of images n0 to n1 (at most B): see ``Plan``."""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
+    Q, L = out_h * row_width, padded.shape[0]
+    for n in range(n0, n1):
+        if gather:
+            _pad_image(x, n, padded, geometry)
+            offset, row_stride = _place(n - n0, taps.shape[0], Q, B, True)
+            _gather(padded, taps, positions, source, offset, row_stride)
+        else:
+            _pad_image(x, n, source[(n - n0) * L:(n - n0 + 1) * L], geometry)
     if gather:
-        _pad_image(x, n, padded, geometry)
-        _gather(padded, taps, positions, source)
-    else:
-        _pad_image(x, n, source, geometry)
+        _zero_columns(source, taps.shape[0], n1 - n0, Q, B)
 
 
 @sum_kernel
-def _outputs_to_rows(g, n, rows, geometry):
-    """rows (C_out, OH·Wq) = g[n] (C_out, OH, OW) laid out on rows of width Wq, zero in the extra columns."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
+def _zero_columns(block, count, used, Q, B):
+    """Columns of images used to B - 1 in each of the ``count`` rows of a (count, B·Q) block matrix = 0."""
+    for i in range(count):
+        for c in range(i * B * Q + used * Q, (i + 1) * B * Q):
+            block[c] = 0
+
+
+@kernel
+def _runs(geometry):
+    """How an output plane (OH, OW) lies on a block matrix's rows of width Wq: (runs, run, end), ``runs``
+    runs of ``run`` numbers, each padded with zeros up to ``end``. One run of OH·OW when Wq = OW (strides
+    > 1); else one per output row, of OW numbers padded to Wq (stride 1)."""
+    out_h, out_w, row_width = geometry[9], geometry[10], geometry[11]
+    if row_width == out_w:
+        return 1, np.uint64(out_h * out_w), np.uint64(out_h * out_w)
+    return out_h, np.uint64(out_w), np.uint64(row_width)
+
+
+@sum_kernel
+def _outputs_to_rows(g, n, rows, offset, row_stride, geometry):
+    """g[n] (C_out, OH, OW) laid out on rows of width Wq in a flat block matrix: rows[offset + co·row_stride +
+    oh·Wq + ow] = g[n, co, oh, ow], zero in the extra columns. Unsigned offsets: see ``_gather``."""
+    runs, run, end = _runs(geometry)
+    plane = g[n].ravel()
     for co in range(g.shape[1]):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                rows[co, oh * row_width + ow] = g[n, co, oh, ow]
-            for ow in range(out_w, row_width):
-                rows[co, oh * row_width + ow] = 0
+        for i in range(runs):
+            dst = np.uint64(offset + co * row_stride + i * geometry[11])
+            src = np.uint64(co * plane.size // g.shape[1]) + np.uint64(i) * run
+            for j in range(run):
+                rows[dst + j] = plane[src + j]
+            for j in range(run, end):
+                rows[dst + j] = 0
 
 
 @sum_kernel
-def _rows_to_outputs(rows, y, n, geometry):
-    """y[n] (C_out, OH, OW) = the first OW columns of each output row of rows (C_out, OH·Wq)."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
+def _rows_to_outputs(rows, offset, row_stride, y, n, geometry):
+    """The inverse of ``_outputs_to_rows``: y[n, co, oh, ow] = rows[offset + co·row_stride + oh·Wq + ow]."""
+    runs, run, end = _runs(geometry)
+    plane = y[n].ravel()
     for co in range(y.shape[1]):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                y[n, co, oh, ow] = rows[co, oh * row_width + ow]
+        for i in range(runs):
+            src = np.uint64(offset + co * row_stride + i * geometry[11])
+            dst = np.uint64(co * plane.size // y.shape[1]) + np.uint64(i) * run
+            for j in range(run):
+                plane[dst + j] = rows[src + j]
+
+
+@sum_kernel
+def _block_rows(g, n0, n1, rows, geometry, gather, B):
+    """rows (flat) = the output gradients g[n0:n1] laid out as the block's (C_out, ...) matrix: see ``Plan``."""
+    C_out = g.shape[1]
+    Q = geometry[9] * geometry[11]
+    for n in range(n0, n1):
+        offset, row_stride = _place(n - n0, C_out, Q, B, gather)
+        _outputs_to_rows(g, n, rows, offset, row_stride, geometry)
+    if gather:
+        _zero_columns(rows, C_out, n1 - n0, Q, B)
 
 
 # --- whole batches ----------------------------------------------------------------------------------------------
 # The parallel kernels leave allocation, zeros, transposes and sums to their Python callers: inside a
 # ``parallel=True`` function each such array expression becomes a parallel loop of its own, which Numba takes
-# long to compile (``partial.sum(axis=0)`` alone added 1.6 s to a cold start). Thread t takes the images
-# t·N/T to (t+1)·N/T, B at a time, so that its scratch and partial sums need no locking.
+# long to compile (``partial.sum(axis=0)`` alone added 1.6 s to a cold start). Thread t takes the blocks
+# t·NB/T to (t+1)·NB/T, so that its scratch and partial sums need no locking. In the products, a block is
+# ``b`` matrices of Q columns (stride 1) or one of B·Q columns (other strides).
 
 @parallel_sum_kernel
-def _sources(x, sources, padded, taps, positions, geometry, gather):
-    """sources[n] = the source of image n, for all n."""
-    T, N = padded.shape[0], x.shape[0]
+def _sources(x, sources, padded, taps, positions, geometry, gather, B):
+    """sources[k] = the source of block k, for all blocks."""
+    T, N, NB = padded.shape[0], x.shape[0], sources.shape[0]
     for t in prange(T):
-        for n in range(t * N // T, (t + 1) * N // T):
-            _source(x, n, sources[n], padded[t], taps, positions, geometry, gather)
+        for k in range(t * NB // T, (t + 1) * NB // T):
+            _block_source(x, k * B, min(k * B + B, N), sources[k], padded[t], taps, positions, geometry, gather, B)
 
 
 @parallel_sum_kernel
 def _forward(x, filters, bias, y, kept, keep, scratch, rows, padded, taps, positions, window, geometry, gather):
-    """y = conv(x) + bias. The sources go to kept[n] (N, L) when ``keep``, else to the thread's scratch
-    (T, B, L). Stride 1 computes full-width rows into the thread's rows (T, B, C_out, OH·Wp) and keeps their
-    first OW columns; other strides write y directly."""
-    N, C_out, out_h, out_w = y.shape
-    T, B = rows.shape[0], rows.shape[1]
-    y3 = y.reshape(N, C_out, out_h * out_w)
+    """y = conv(x) + bias. The block sources go to kept[k] when ``keep``, else to the thread's scratch[t];
+    the products write the thread's rows (T, B, C_out, Q), which are copied into y (without the extra
+    columns of stride 1)."""
+    N, C_out = y.shape[0], y.shape[1]
+    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
+    NB = -(-N // B)
     for t in prange(T):
-        end = (t + 1) * N // T
-        for n0 in range(t * N // T, end, B):
-            n1 = min(n0 + B, end)
-            sources = kept[n0:n1] if keep else scratch[t, :n1 - n0]
+        for k in range(t * NB // T, (t + 1) * NB // T):
+            n0, n1 = k * B, min(k * B + B, N)
+            source = kept[k] if keep else scratch[t]
+            _block_source(x, n0, n1, source, padded[t], taps, positions, geometry, gather, B)
+            if gather and B == 1:                     # the block is one image: its outputs go to y directly
+                matmul_bias(filters, source.reshape(1, source.size), window, bias, y[n0:n1].reshape(1, C_out, Q))
+                continue
+            if gather:
+                matmul_bias(filters, source.reshape(1, source.size), window, bias, rows[t].reshape(1, C_out, B * Q))
+            else:
+                matmul_bias(filters, source.reshape(B, padded.shape[1])[:n1 - n0], window, bias, rows[t, :n1 - n0])
+            out = rows[t].ravel()
             for n in range(n0, n1):
-                _source(x, n, sources[n - n0], padded[t], taps, positions, geometry, gather)
-            out = y3[n0:n1] if gather else rows[t, :n1 - n0]
-            matmul_bias(filters, sources, window, bias, out)
-            if not gather:
-                for n in range(n0, n1):
-                    _rows_to_outputs(rows[t, n - n0], y, n, geometry)
+                offset, row_stride = _place(n - n0, C_out, Q, B, gather)
+                _rows_to_outputs(out, offset, row_stride, y, n, geometry)
 
 
 @parallel_sum_kernel
 def _backward_weight(grad_out, kept, partial, rows, window, geometry, gather):
-    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's images, from their kept sources (g[n] laid out on
-    full-width rows first for stride 1)."""
-    N, C_out, out_h, out_w = grad_out.shape
-    T, B = rows.shape[0], rows.shape[1]
-    g3 = grad_out.reshape(N, C_out, out_h * out_w)
+    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's blocks, from their kept sources, the output gradients
+    laid out as the sources' columns first."""
+    N, C_out = grad_out.shape[0], grad_out.shape[1]
+    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
+    NB = kept.shape[0]
     for t in prange(T):
-        end = (t + 1) * N // T
-        for n0 in range(t * N // T, end, B):
-            n1 = min(n0 + B, end)
-            if not gather:
-                for n in range(n0, n1):
-                    _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
-            g = g3[n0:n1] if gather else rows[t, :n1 - n0]
-            matmul_nt_add(g, kept[n0:n1], window, partial[t])
+        for k in range(t * NB // T, (t + 1) * NB // T):
+            n0, n1 = k * B, min(k * B + B, N)
+            if gather and B == 1:                     # the block is one image: its gradient is the matrix
+                matmul_nt_add(grad_out[n0:n1].reshape(1, C_out, Q), kept[k].reshape(1, kept.shape[1]), window,
+                              partial[t])
+                continue
+            _block_rows(grad_out, n0, n1, rows[t].ravel(), geometry, gather, B)
+            if gather:
+                matmul_nt_add(rows[t].reshape(1, C_out, B * Q), kept[k].reshape(1, kept.shape[1]), window, partial[t])
+            else:
+                matmul_nt_add(rows[t, :n1 - n0], kept[k].reshape(B, kept.shape[1] // B)[:n1 - n0], window, partial[t])
 
 
 @parallel_sum_kernel
 def _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, taps, positions, row_window,
                     geometry, gather):
-    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: g[n] (laid out on full-width rows for stride 1) multiplied
-    by filters_t = Wᵀ (R, C_out) into grad_cols (T, B, R, Q), scattered into the thread's padded image."""
-    N, C_out, out_h, out_w = grad_out.shape
-    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
-    g2 = grad_out.reshape(N, C_out * out_h * out_w)
+    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: the block's output gradients (laid out as in the
+    forward's rows) multiplied by filters_t = Wᵀ (R, C_out) into grad_cols (T, B, R, Q), then each image's
+    columns scattered into the thread's padded image and cropped."""
+    N, C_out = grad_out.shape[0], grad_out.shape[1]
+    T, B, R, Q = grad_cols.shape
+    NB = -(-N // B)
     for t in prange(T):
-        end = (t + 1) * N // T
-        for n0 in range(t * N // T, end, B):
-            n1 = min(n0 + B, end)
-            if not gather:
-                for n in range(n0, n1):
-                    _outputs_to_rows(grad_out, n, rows[t, n - n0], geometry)
-            g = g2[n0:n1] if gather else rows[t, :n1 - n0].reshape(n1 - n0, C_out * Q)   # each image one source
-            matmul_bias(filters_t, g, row_window, no_bias, grad_cols[t, :n1 - n0])
+        for k in range(t * NB // T, (t + 1) * NB // T):
+            n0, n1 = k * B, min(k * B + B, N)
+            if gather and B == 1:                     # the block is one image: its gradient is the matrix
+                g = grad_out[n0:n1].ravel()
+            else:
+                g = rows[t].ravel()
+                _block_rows(grad_out, n0, n1, g, geometry, gather, B)
+            if gather:
+                matmul_bias(filters_t, g.reshape(1, g.size), row_window, no_bias, grad_cols[t].reshape(1, R, B * Q))
+            else:
+                matmul_bias(filters_t, g.reshape(B, C_out * Q)[:n1 - n0], row_window, no_bias,
+                            grad_cols[t, :n1 - n0])
+            cols = grad_cols[t].ravel()
             for n in range(n0, n1):
-                _scatter(grad_cols[t, n - n0], taps, positions, padded[t], not gather)
+                offset, row_stride = _place(n - n0, R, Q, B, gather)
+                _scatter(cols, offset, row_stride, taps, positions, padded[t], not gather)
                 _crop_image(padded[t], n, grad_x, geometry)
 
 
@@ -293,8 +374,8 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
 
 
 def conv2d_forward_keep(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """``conv2d_forward`` that also returns what the weight gradient needs of x, ``kept`` (N, L): each image's
-    source (its padded image for stride 1, its columns otherwise). Keeping it costs no time here."""
+    """``conv2d_forward`` that also returns what the weight gradient needs of x, ``kept`` (blocks, size): each
+    block's source (padded images for stride 1, columns otherwise; see ``Plan``). Keeping it costs no time."""
     return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep=True)
 
 
@@ -303,8 +384,8 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     C_out, _, KH, KW = weight.shape
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     y = np.empty((N, C_out, out_h, out_w), dtype=x.dtype)
-    kept = np.empty((N if keep else 0, plan.source_size), dtype=x.dtype)
-    scratch = plan.scratch(plan.source_size, dtype=x.dtype) if not keep else np.empty((0, 0, 0), x.dtype)
+    kept = np.empty((plan.blocks(N) if keep else 0, plan.block_size), dtype=x.dtype)
+    scratch = np.empty((0 if keep else plan.threads, plan.block_size), dtype=x.dtype)
     rows = plan.scratch(C_out, plan.columns, dtype=x.dtype)
     padded = np.empty((plan.threads, plan.padded_size), dtype=x.dtype)
     _forward(x, weight.reshape(C_out, -1), bias, y, kept, keep, scratch, rows, padded, plan.taps, plan.positions,
@@ -315,11 +396,14 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
 def conv2d_backward_weight_kept(grad_out, kept, x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w):
     """dL/dweight = Σ_n g[n] @ cols[n]ᵀ, from the forward's ``kept`` sources.
 
-    Each thread sums its images into its own (C_out, R) buffer and the buffers are added at the end, so the
+    Each thread sums its blocks into its own (C_out, R) buffer and the buffers are added at the end, so the
     result does not depend on scheduling (only on the number of threads, through the order of the sums).
     """
     N, C_out, out_h, out_w = grad_out.shape
     plan = _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    if kept.shape != (plan.blocks(N), plan.block_size):
+        raise ValueError(f"kept: expected the forward's sources of shape {(plan.blocks(N), plan.block_size)} "
+                         f"for this geometry, got {kept.shape}")
     partial = np.zeros((plan.threads, C_out, plan.taps.size), dtype=grad_out.dtype)
     rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
     _backward_weight(grad_out, kept, partial, rows, plan.window, plan.geometry, plan.gather)
@@ -334,9 +418,10 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     """
     out_h, out_w = grad_out.shape[2:]
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    kept = np.empty((x.shape[0], plan.source_size), dtype=x.dtype)
+    kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
     padded = np.empty((plan.threads, plan.padded_size), dtype=x.dtype)
-    _sources(x, kept, padded, plan.taps, plan.positions, plan.geometry, plan.gather)
+    _sources(x, kept, padded, plan.taps, plan.positions, plan.geometry, plan.gather,
+             plan.images_per_block)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -354,7 +439,8 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
     grad_cols = plan.scratch(filters_t.shape[0], plan.columns, dtype=grad_out.dtype)
     padded = np.empty((plan.threads, plan.padded_size), dtype=grad_out.dtype)
-    row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(plan.columns)
+    row_stride = plan.columns * (plan.images_per_block if plan.gather else 1)
+    row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(row_stride)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
     _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, plan.taps, plan.positions,
                     row_window, plan.geometry, plan.gather)
@@ -362,23 +448,24 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
 
 
 def _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, dtype):
-    """What explicit columns need, for any stride: the offset tables, one padded scratch image per thread, and
-    the geometry with output rows of width OW."""
+    """What explicit columns of single images need, for any stride: the offset tables, one padded scratch image
+    per thread, and the geometry with output rows of width OW."""
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
     taps, positions = _taps(C_in, Hp, Wp, KH, KW), _positions(Wp, stride_h, stride_w, out_h, out_w)
-    padded = np.empty((get_num_threads(), C_in * Hp * Wp), dtype=dtype)
+    padded = np.empty((get_num_threads(), C_in * Hp * Wp + KW), dtype=dtype)
     return taps, positions, padded, (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, out_w)
 
 
 def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """Every image's columns, cols (N, C_in·KH·KW, OH·OW): ``cols[n, (ci·KH + kh)·KW + kw, oh·OW + ow] =
-    xp[n, ci, oh·S + kh, ow·S + kw]``. (The convolution kernels above build these only for strides > 1.)"""
+    xp[n, ci, oh·S + kh, ow·S + kw]``. (The convolution kernels above build these only for strides > 1, a
+    block of images at a time.)"""
     N, C_in, H, W = x.shape
     taps, positions, padded, geometry = _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                                    out_h, out_w, x.dtype)
-    cols = np.empty((N, taps.size * positions.size), dtype=x.dtype)
-    _sources(x, cols, padded, taps, positions, geometry, True)
-    return cols.reshape(N, taps.size, positions.size)
+    cols = np.empty((N, taps.size * out_h * out_w), dtype=x.dtype)
+    _sources(x, cols, padded, taps, positions, geometry, True, 1)                  # blocks of one image
+    return cols.reshape(N, taps.size, out_h * out_w)
 
 
 def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -386,7 +473,7 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
     taps, positions, padded, geometry = _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                                    out_h, out_w, cols.dtype)
     x = np.empty((cols.shape[0], C_in, H, W), dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), x, padded, taps, positions, geometry)
+    _col2im(np.ascontiguousarray(cols).reshape(cols.shape[0], -1), x, padded, taps, positions, geometry)
     return x
 
 
@@ -394,7 +481,8 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
 def _col2im(cols, x, padded, taps, positions, geometry):
     """x[n] = col2im(cols[n]) for all n, through each thread's padded scratch image."""
     T, N = padded.shape[0], x.shape[0]
+    Q = positions.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
-            _scatter(cols[n], taps, positions, padded[t], False)
+            _scatter(cols[n], 0, Q, taps, positions, padded[t], False)
             _crop_image(padded[t], n, x, geometry)
