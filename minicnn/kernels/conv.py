@@ -69,43 +69,53 @@ def _positions(Wp, stride_h, stride_w, out_h, out_w):
     return (oh * stride_h * Wp + ow * stride_w).ravel().astype(np.uint64)
 
 
+def _spread_taps(C_in, Hp, KH, KW, out_w):
+    """Where row r = (ci·KH + kh)·KW + kw of an image's columns starts in its spread image (``_spread``):
+    ((ci·KW + kw)·Hp + kh)·OW."""
+    ci, kh, kw = np.ix_(np.arange(C_in), np.arange(KH), np.arange(KW))
+    return (((ci * KW + kw) * Hp + kh) * out_w).ravel().astype(np.uint64)
+
+
 class Plan:
     """Everything the kernels need to know about one convolution's geometry, computed once per call in Python.
 
+    Each image's column matrix cols[n] (R, Q), Q = OH·OW, is read from a ``source`` at row offsets
+    ``window`` (R,), where row r starts:
+
+    - stride 1: the source is the image *spread* (``_spread``, C_in·KW·Hp·OW numbers), row r a contiguous
+      run of it, no column matrix formed;
+    - other strides: the source is the gathered columns themselves (``_gather``).
+
     The images are taken B = ``images_per_block`` at a time (block k: images k·B to k·B + B), so that each
-    product has at least ``MIN_COLUMNS`` output columns. A block's ``source`` (``block_size`` numbers) is
+    product has at least ``MIN_COLUMNS`` output columns; a block's source has ``block_size`` numbers. When
+    B > 1 for strides > 1 (``wide``), the block's columns form one (R, B·Q) matrix, image j's at columns j·Q
+    to j·Q + Q (the unused images' columns zero in a last, partial block): one long product instead of B
+    short ones. With Q = 25 (the strided pyramid's second layer), ten products of 25 columns ran at
+    43 GFLOP/s, one of 250 at 64 GFLOP/s, and the weight gradient's at 30 → 66 (``matmul.py``'s loops are
+    vectorised along the columns, 8 or more at a time). Otherwise the block is B matrices of Q columns.
 
-    - stride 1: its B padded images one after the other, L = C_in·Hp·Wp + KW numbers each; the product
-      runs over the B images with Q = OH·Wp columns each;
-    - other strides: one (R, B·Q) column matrix, Q = OH·OW, image j's columns at j·Q to j·Q + Q of every
-      row (unused images' columns zero in the last block). One long product instead of B short ones: with
-      Q = 25 (the strided pyramid's second layer), B = 10 products of 25 columns ran at 43 GFLOP/s, one of
-      250 columns at 64 GFLOP/s, and the weight gradient's at 30 → 66 (``matmul.py``'s loops are vectorised
-      along the columns, 8 or more at a time).
-
-    ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, Wq)
-    with Wq the width of an output row in the products (Wp for stride 1, OW otherwise). Offset tables (see the
-    module docstring): ``taps`` (R,), ``positions`` (Q,), and ``window`` (R,), where row r starts in a source.
+    ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW).
+    Offset tables: ``taps`` (R,) and ``positions`` (Q,), see the module docstring.
     """
 
     def __init__(self, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
         Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
         self.gather = (stride_h, stride_w) != (1, 1)
         self.taps = _taps(C_in, Hp, Wp, KH, KW)
+        self.positions = _positions(Wp, stride_h, stride_w, out_h, out_w) if self.gather else None
         R = self.taps.size
-        row_width = out_w if self.gather else Wp
-        self.columns = Q = out_h * row_width
+        self.columns = Q = out_h * out_w
         self.images_per_block = B = max(1, MIN_COLUMNS // Q)
-        self.padded_size = C_in * Hp * Wp + KW                          # the last row's extra columns read past
+        self.wide = self.gather and B > 1
+        self.padded_size = C_in * Hp * Wp
         if self.gather:
-            self.positions = _positions(Wp, stride_h, stride_w, out_h, out_w)
-            self.window = np.arange(R, dtype=np.uint64) * np.uint64(B * Q)
-            self.block_size = R * B * Q
+            self.window = np.arange(R, dtype=np.uint64) * np.uint64(B * Q if self.wide else Q)
+            self.image_size = R * Q
         else:
-            self.positions = np.arange(Q, dtype=np.uint64)
-            self.window = self.taps
-            self.block_size = B * self.padded_size
-        self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width)
+            self.window = _spread_taps(C_in, Hp, KH, KW, out_w)
+            self.image_size = C_in * KW * Hp * out_w
+        self.block_size = B * self.image_size
+        self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
         self.threads = get_num_threads()
 
     def blocks(self, N):
@@ -117,26 +127,65 @@ class Plan:
         return np.empty((self.threads, self.images_per_block) + shape, dtype=dtype)
 
 
-# --- one image: padding, gathering, scattering ---------------------------------------------------------------
-# A block's matrices (sources, output rows, column gradients) are flat: ``_place`` says where image j's part
-# of row i starts, for a block of B images with Q columns each and ``count`` rows per image.
+# --- one image: spreading, padding, gathering, scattering ----------------------------------------------------
+# The loops index flat arrays with unsigned offsets: Numba tests a signed index for being negative (Python's
+# wrap-around), and that test keeps LLVM from vectorising a loop (in ``_scatter`` it made the loop 3x slower).
 
-@kernel
-def _place(j, count, Q, B, gather):
-    """(offset, row_stride): image j's row i starts at offset + i·row_stride. Stride 1: the images' matrices
-    one after another; other strides: one matrix of B·Q columns, image j's at column j·Q."""
-    if gather:
-        return j * Q, B * Q
-    return j * count * Q, Q
+@sum_kernel
+def _spread(x, n, spread, geometry):
+    """spread[ci, kw, h, ow] = xp[ci, h, ow + kw] for h < Hp, ow < OW: image n, padded, copied KW times,
+    each copy shifted left by kw and cut to the output's width. Row r = (ci, kh, kw) of the image's columns
+    is then the contiguous run of OH·OW numbers that starts at ((ci·KW + kw)·Hp + kh)·OW: KW times the image
+    to copy, not KH·KW times. (The first version used the padded image itself, the runs taken across its
+    full width, and computed Wp/OW times the outputs needed: 1.4x for LeNet's second layer.)"""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    Hp = H + 2 * pad_h
+    plane = x[n].ravel()
+    for ci in range(C_in):
+        for kw in range(KW):
+            lo = min(max(0, pad_w - kw), out_w)                  # lo <= ow < hi: the input under ow is in x
+            hi = max(lo, min(out_w, W + pad_w - kw))
+            for h in range(Hp):
+                ih = h - pad_h
+                dst = np.uint64(((ci * KW + kw) * Hp + h) * out_w)
+                if 0 <= ih < H:
+                    src = np.uint64((ci * H + ih) * W + kw - pad_w)              # + ow: the input under ow
+                    for ow in range(np.uint64(lo)):
+                        spread[dst + ow] = 0
+                    for ow in range(np.uint64(lo), np.uint64(hi)):
+                        spread[dst + ow] = plane[src + ow]
+                    for ow in range(np.uint64(hi), np.uint64(out_w)):
+                        spread[dst + ow] = 0
+                else:
+                    for ow in range(np.uint64(out_w)):
+                        spread[dst + ow] = 0
+
+
+@sum_kernel
+def _fold(spread, n, x, geometry):
+    """The adjoint of ``_spread``: x[n, ci, ih, iw] = Σ_kw spread[ci, kw, ih + P_h, iw + P_w − kw], over the kw
+    for which that column exists (what lies on the padding is dropped)."""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    Hp = H + 2 * pad_h
+    plane = x[n].ravel()
+    for i in range(plane.size):
+        plane[i] = 0
+    for ci in range(C_in):
+        for kw in range(KW):
+            lo = min(max(0, pad_w - kw), out_w)
+            hi = max(lo, min(out_w, W + pad_w - kw))
+            for ih in range(H):
+                src = np.uint64(((ci * KW + kw) * Hp + ih + pad_h) * out_w)
+                dst = np.uint64((ci * H + ih) * W + kw - pad_w)
+                for ow in range(np.uint64(lo), np.uint64(hi)):
+                    plane[dst + ow] += spread[src + ow]
 
 
 @sum_kernel
 def _pad_image(x, n, padded, geometry):
-    """padded[:C_in·Hp·Wp] = image n of x with P zeros around each plane, flattened; the rest of padded = 0."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
+    """padded = image n of x with P zeros around each plane, flattened (C_in·Hp·Wp)."""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    for i in range(C_in * Hp * Wp, padded.shape[0]):
-        padded[i] = 0
     for ci in range(C_in):
         for i in range(Hp):
             ih = i - pad_h
@@ -148,39 +197,9 @@ def _pad_image(x, n, padded, geometry):
 
 
 @sum_kernel
-def _gather(padded, taps, positions, cols, offset, row_stride):
-    """im2col of one padded image: cols[offset + r·row_stride + q] = padded[taps[r] + positions[q]], no bounds
-    tests. One flat loop over q through the offset table ran 2–3x faster than loops over (oh, ow), whose rows
-    are short (5 to 14 numbers here), even with the stride a constant. The tables are unsigned, so that Numba
-    does not test each index for being negative (which, in ``_scatter``, made the loop 3x slower)."""
-    Q = np.uint64(positions.shape[0])
-    for r in range(taps.shape[0]):
-        start, dst = taps[r], np.uint64(offset + r * row_stride)
-        for q in range(Q):
-            cols[dst + q] = padded[start + positions[q]]
-
-
-@sum_kernel
-def _scatter(cols, offset, row_stride, taps, positions, padded, contiguous):
-    """The adjoint of ``_gather``: padded[taps[r] + positions[q]] += cols[offset + r·row_stride + q] (padded
-    zeroed first). ``contiguous``: positions[q] = q (stride 1), where each row is added as one run."""
-    for i in range(padded.shape[0]):
-        padded[i] = 0
-    Q = np.uint64(positions.shape[0])
-    for r in range(taps.shape[0]):
-        start, src = taps[r], np.uint64(offset + r * row_stride)
-        if contiguous:
-            for q in range(Q):
-                padded[start + q] += cols[src + q]
-        else:
-            for q in range(Q):
-                padded[start + positions[q]] += cols[src + q]
-
-
-@sum_kernel
 def _crop_image(padded, n, x, geometry):
     """Image n of x = the inside of a padded image (what fell on the padding is dropped)."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
     for ci in range(C_in):
         for i in range(H):
@@ -190,171 +209,188 @@ def _crop_image(padded, n, x, geometry):
 
 
 @sum_kernel
-def _block_source(x, n0, n1, source, padded, taps, positions, geometry, gather, B):
-    """The source of the block of images n0 to n1 (at most B): see ``Plan``."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_width = geometry
-    Q, L = out_h * row_width, padded.shape[0]
+def _gather(padded, taps, positions, cols, offset, row_stride):
+    """im2col of one padded image: cols[offset + r·row_stride + q] = padded[taps[r] + positions[q]], no bounds
+    tests. One flat loop over q through the offset table ran 2–3x faster than loops over (oh, ow), whose rows
+    are short (5 to 14 numbers here), even with the stride a constant."""
+    Q = np.uint64(positions.shape[0])
+    for r in range(taps.shape[0]):
+        start, dst = taps[r], np.uint64(offset + r * row_stride)
+        for q in range(Q):
+            cols[dst + q] = padded[start + positions[q]]
+
+
+@sum_kernel
+def _scatter(cols, offset, row_stride, taps, positions, target):
+    """The adjoint of ``_gather``: target[taps[r] + positions[q]] += cols[offset + r·row_stride + q] (target
+    zeroed first)."""
+    for i in range(target.shape[0]):
+        target[i] = 0
+    Q = np.uint64(positions.shape[0])
+    for r in range(taps.shape[0]):
+        start, src = taps[r], np.uint64(offset + r * row_stride)
+        for q in range(Q):
+            target[start + positions[q]] += cols[src + q]
+
+
+@sum_kernel
+def _scatter_runs(cols, offset, Q, window, target):
+    """``_scatter`` for rows read as contiguous runs (a spread image's): target[window[r] + q] += cols[offset +
+    r·Q + q] for q < Q (target zeroed first)."""
+    for i in range(target.shape[0]):
+        target[i] = 0
+    for r in range(window.shape[0]):
+        start, src = window[r], np.uint64(offset + r * Q)
+        for q in range(np.uint64(Q)):
+            target[start + q] += cols[src + q]
+
+
+@sum_kernel
+def _block_source(x, n0, n1, source, padded, taps, positions, geometry):
+    """The source of the block of images n0 to n1 (see ``Plan``): their spread images one after another
+    (stride 1), or their gathered columns side by side in one (R, B·Q) matrix, B = 1 unless the block is wide."""
+    if positions is None:                         # stride 1
+        size = _spread_size(geometry)
+        for n in range(n0, n1):
+            _spread(x, n, source[(n - n0) * size:(n - n0 + 1) * size], geometry)
+        return
+    R, Q = taps.shape[0], positions.shape[0]
+    B = source.shape[0] // (R * Q)
     for n in range(n0, n1):
-        if gather:
-            _pad_image(x, n, padded, geometry)
-            offset, row_stride = _place(n - n0, taps.shape[0], Q, B, True)
-            _gather(padded, taps, positions, source, offset, row_stride)
-        else:
-            _pad_image(x, n, source[(n - n0) * L:(n - n0 + 1) * L], geometry)
-    if gather:
-        _zero_columns(source, taps.shape[0], n1 - n0, Q, B)
+        _pad_image(x, n, padded, geometry)
+        _gather(padded, taps, positions, source, (n - n0) * Q, B * Q)
+    _zero_columns(source, R, n1 - n0, Q, B)
+
+
+@kernel
+def _spread_size(geometry):
+    """Numbers in one spread image: C_in·KW·Hp·OW."""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    return C_in * KW * (H + 2 * pad_h) * out_w
 
 
 @sum_kernel
 def _zero_columns(block, count, used, Q, B):
-    """Columns of images used to B - 1 in each of the ``count`` rows of a (count, B·Q) block matrix = 0."""
+    """Columns of images ``used`` to B − 1 in each of the ``count`` rows of a (count, B·Q) block matrix = 0."""
     for i in range(count):
         for c in range(i * B * Q + used * Q, (i + 1) * B * Q):
             block[c] = 0
 
 
-@kernel
-def _runs(geometry):
-    """How an output plane (OH, OW) lies on a block matrix's rows of width Wq: (runs, run, end), ``runs``
-    runs of ``run`` numbers, each padded with zeros up to ``end``. One run of OH·OW when Wq = OW (strides
-    > 1); else one per output row, of OW numbers padded to Wq (stride 1)."""
-    out_h, out_w, row_width = geometry[9], geometry[10], geometry[11]
-    if row_width == out_w:
-        return 1, np.uint64(out_h * out_w), np.uint64(out_h * out_w)
-    return out_h, np.uint64(out_w), np.uint64(row_width)
+@sum_kernel
+def _outputs_to_wide(g, n0, n1, wide, B):
+    """wide (C_out, B·Q) = g[n0:n1] (b, C_out, Q) side by side, image j at columns j·Q, the rest zero."""
+    b, C_out = n1 - n0, g.shape[1]
+    Q = g.shape[2] * g.shape[3]
+    flat = g.reshape(g.shape[0], C_out * Q)
+    for j in range(b):
+        for co in range(C_out):
+            dst, src = np.uint64(co * B * Q + j * Q), np.uint64(co * Q)
+            for q in range(np.uint64(Q)):
+                wide[dst + q] = flat[n0 + j, src + q]
+    _zero_columns(wide, C_out, b, Q, B)
 
 
 @sum_kernel
-def _outputs_to_rows(g, n, rows, offset, row_stride, geometry):
-    """g[n] (C_out, OH, OW) laid out on rows of width Wq in a flat block matrix: rows[offset + co·row_stride +
-    oh·Wq + ow] = g[n, co, oh, ow], zero in the extra columns. Unsigned offsets: see ``_gather``."""
-    runs, run, end = _runs(geometry)
-    plane = g[n].ravel()
-    for co in range(g.shape[1]):
-        for i in range(runs):
-            dst = np.uint64(offset + co * row_stride + i * geometry[11])
-            src = np.uint64(co * plane.size // g.shape[1]) + np.uint64(i) * run
-            for j in range(run):
-                rows[dst + j] = plane[src + j]
-            for j in range(run, end):
-                rows[dst + j] = 0
-
-
-@sum_kernel
-def _rows_to_outputs(rows, offset, row_stride, y, n, geometry):
-    """The inverse of ``_outputs_to_rows``: y[n, co, oh, ow] = rows[offset + co·row_stride + oh·Wq + ow]."""
-    runs, run, end = _runs(geometry)
-    plane = y[n].ravel()
-    for co in range(y.shape[1]):
-        for i in range(runs):
-            src = np.uint64(offset + co * row_stride + i * geometry[11])
-            dst = np.uint64(co * plane.size // y.shape[1]) + np.uint64(i) * run
-            for j in range(run):
-                plane[dst + j] = rows[src + j]
-
-
-@sum_kernel
-def _block_rows(g, n0, n1, rows, geometry, gather, B):
-    """rows (flat) = the output gradients g[n0:n1] laid out as the block's (C_out, ...) matrix: see ``Plan``."""
-    C_out = g.shape[1]
-    Q = geometry[9] * geometry[11]
-    for n in range(n0, n1):
-        offset, row_stride = _place(n - n0, C_out, Q, B, gather)
-        _outputs_to_rows(g, n, rows, offset, row_stride, geometry)
-    if gather:
-        _zero_columns(rows, C_out, n1 - n0, Q, B)
+def _wide_to_outputs(wide, y, n0, n1, B):
+    """y[n0:n1] (b, C_out, Q) = the images' columns of wide (C_out, B·Q): the inverse of ``_outputs_to_wide``."""
+    C_out, Q = y.shape[1], y.shape[2] * y.shape[3]
+    flat = y.reshape(y.shape[0], C_out * Q)
+    for j in range(n1 - n0):
+        for co in range(C_out):
+            dst, src = np.uint64(co * Q), np.uint64(co * B * Q + j * Q)
+            for q in range(np.uint64(Q)):
+                flat[n0 + j, dst + q] = wide[src + q]
 
 
 # --- whole batches ----------------------------------------------------------------------------------------------
 # The parallel kernels leave allocation, zeros, transposes and sums to their Python callers: inside a
 # ``parallel=True`` function each such array expression becomes a parallel loop of its own, which Numba takes
 # long to compile (``partial.sum(axis=0)`` alone added 1.6 s to a cold start). Thread t takes the blocks
-# t·NB/T to (t+1)·NB/T, so that its scratch and partial sums need no locking. In the products, a block is
-# ``b`` matrices of Q columns (stride 1) or one of B·Q columns (other strides).
+# t·NB/T to (t+1)·NB/T, so that its scratch and partial sums need no locking.
 
 @parallel_sum_kernel
-def _sources(x, sources, padded, taps, positions, geometry, gather, B):
-    """sources[k] = the source of block k, for all blocks."""
+def _sources(x, sources, padded, taps, positions, geometry, B):
+    """sources[k] = the source of block k (B images), for all blocks."""
     T, N, NB = padded.shape[0], x.shape[0], sources.shape[0]
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
-            _block_source(x, k * B, min(k * B + B, N), sources[k], padded[t], taps, positions, geometry, gather, B)
+            _block_source(x, k * B, min(k * B + B, N), sources[k], padded[t], taps, positions, geometry)
 
 
 @parallel_sum_kernel
-def _forward(x, filters, bias, y, kept, keep, scratch, rows, padded, taps, positions, window, geometry, gather):
-    """y = conv(x) + bias. The block sources go to kept[k] when ``keep``, else to the thread's scratch[t];
-    the products write the thread's rows (T, B, C_out, Q), which are copied into y (without the extra
-    columns of stride 1)."""
+def _forward(x, filters, bias, y, kept, keep, scratch, wide_out, padded, taps, positions, window, geometry,
+             wide, B):
+    """y = conv(x) + bias. The block sources go to kept[k] when ``keep``, else to the thread's scratch[t]. The
+    products write y directly, or, for ``wide`` blocks, the thread's wide_out (T, C_out·B·Q), copied to y."""
     N, C_out = y.shape[0], y.shape[1]
-    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
-    NB = -(-N // B)
+    Q = y.shape[2] * y.shape[3]
+    y3 = y.reshape(N, C_out, Q)
+    NB, T = -(-N // B), padded.shape[0]
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k] if keep else scratch[t]
-            _block_source(x, n0, n1, source, padded[t], taps, positions, geometry, gather, B)
-            if gather and B == 1:                     # the block is one image: its outputs go to y directly
-                matmul_bias(filters, source.reshape(1, source.size), window, bias, y[n0:n1].reshape(1, C_out, Q))
-                continue
-            if gather:
-                matmul_bias(filters, source.reshape(1, source.size), window, bias, rows[t].reshape(1, C_out, B * Q))
+            _block_source(x, n0, n1, source, padded[t], taps, positions, geometry)
+            if wide:                                  # one call site per product: each is inlined (~1 s of LLVM)
+                images, out = source.reshape(1, source.size), wide_out[t].reshape(1, C_out, B * Q)
             else:
-                matmul_bias(filters, source.reshape(B, padded.shape[1])[:n1 - n0], window, bias, rows[t, :n1 - n0])
-            out = rows[t].ravel()
-            for n in range(n0, n1):
-                offset, row_stride = _place(n - n0, C_out, Q, B, gather)
-                _rows_to_outputs(out, offset, row_stride, y, n, geometry)
+                images, out = source.reshape(B, source.size // B)[:n1 - n0], y3[n0:n1]
+            matmul_bias(filters, images, window, bias, out)
+            if wide:
+                _wide_to_outputs(wide_out[t], y, n0, n1, B)
 
 
 @parallel_sum_kernel
-def _backward_weight(grad_out, kept, partial, rows, window, geometry, gather):
-    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's blocks, from their kept sources, the output gradients
-    laid out as the sources' columns first."""
+def _backward_weight(grad_out, kept, partial, wide_g, window, wide, B):
+    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's blocks, from their kept sources (for ``wide`` blocks,
+    the output gradients laid side by side in the thread's wide_g (T, C_out·B·Q) first)."""
     N, C_out = grad_out.shape[0], grad_out.shape[1]
-    T, B, Q = rows.shape[0], rows.shape[1], rows.shape[3]
-    NB = kept.shape[0]
+    Q = grad_out.shape[2] * grad_out.shape[3]
+    NB, T = kept.shape[0], partial.shape[0]
+    g3 = grad_out.reshape(N, C_out, Q)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
-            if gather and B == 1:                     # the block is one image: its gradient is the matrix
-                matmul_nt_add(grad_out[n0:n1].reshape(1, C_out, Q), kept[k].reshape(1, kept.shape[1]), window,
-                              partial[t])
-                continue
-            _block_rows(grad_out, n0, n1, rows[t].ravel(), geometry, gather, B)
-            if gather:
-                matmul_nt_add(rows[t].reshape(1, C_out, B * Q), kept[k].reshape(1, kept.shape[1]), window, partial[t])
+            if wide:
+                _outputs_to_wide(grad_out, n0, n1, wide_g[t], B)
+                g, images = wide_g[t].reshape(1, C_out, B * Q), kept[k].reshape(1, kept.shape[1])
             else:
-                matmul_nt_add(rows[t, :n1 - n0], kept[k].reshape(B, kept.shape[1] // B)[:n1 - n0], window, partial[t])
+                g, images = g3[n0:n1], kept[k].reshape(B, kept.shape[1] // B)[:n1 - n0]
+            matmul_nt_add(g, images, window, partial[t])
 
 
 @parallel_sum_kernel
-def _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, taps, positions, row_window,
-                    geometry, gather):
-    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: the block's output gradients (laid out as in the
-    forward's rows) multiplied by filters_t = Wᵀ (R, C_out) into grad_cols (T, B, R, Q), then each image's
-    columns scattered into the thread's padded image and cropped."""
+def _backward_input(grad_out, filters_t, no_bias, grad_x, wide_g, grad_cols, target, taps, positions, window,
+                    row_window, geometry, wide):
+    """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: the block's output gradients (side by side in wide_g
+    for ``wide`` blocks) multiplied by filters_t = Wᵀ (R, C_out) into the thread's grad_cols (T, B·R·Q), then
+    each image's columns added back where the forward read them: into a padded image (then cropped) for
+    strides > 1, into a spread image (then folded) for stride 1."""
     N, C_out = grad_out.shape[0], grad_out.shape[1]
-    T, B, R, Q = grad_cols.shape
+    Q = grad_out.shape[2] * grad_out.shape[3]
+    T, R = grad_cols.shape[0], filters_t.shape[0]
+    B = grad_cols.shape[1] // (R * Q)
     NB = -(-N // B)
+    g2 = grad_out.reshape(N, C_out * Q)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
-            if gather and B == 1:                     # the block is one image: its gradient is the matrix
-                g = grad_out[n0:n1].ravel()
+            if wide:
+                _outputs_to_wide(grad_out, n0, n1, wide_g[t], B)
+                g, out = wide_g[t].reshape(1, wide_g.shape[1]), grad_cols[t].reshape(1, R, B * Q)
             else:
-                g = rows[t].ravel()
-                _block_rows(grad_out, n0, n1, g, geometry, gather, B)
-            if gather:
-                matmul_bias(filters_t, g.reshape(1, g.size), row_window, no_bias, grad_cols[t].reshape(1, R, B * Q))
-            else:
-                matmul_bias(filters_t, g.reshape(B, C_out * Q)[:n1 - n0], row_window, no_bias,
-                            grad_cols[t, :n1 - n0])
-            cols = grad_cols[t].ravel()
+                g, out = g2[n0:n1], grad_cols[t].reshape(B, R, Q)[:n1 - n0]
+            matmul_bias(filters_t, g, row_window, no_bias, out)
             for n in range(n0, n1):
-                offset, row_stride = _place(n - n0, R, Q, B, gather)
-                _scatter(cols, offset, row_stride, taps, positions, padded[t], not gather)
-                _crop_image(padded[t], n, grad_x, geometry)
+                j = n - n0
+                if positions is None:                 # stride 1
+                    _scatter_runs(grad_cols[t], j * R * Q, Q, window, target[t])
+                    _fold(target[t], n, grad_x, geometry)
+                else:
+                    offset, row_stride = (j * Q, B * Q) if wide else (j * R * Q, Q)
+                    _scatter(grad_cols[t], offset, row_stride, taps, positions, target[t])
+                    _crop_image(target[t], n, grad_x, geometry)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -375,8 +411,14 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
 
 def conv2d_forward_keep(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     """``conv2d_forward`` that also returns what the weight gradient needs of x, ``kept`` (blocks, size): each
-    block's source (padded images for stride 1, columns otherwise; see ``Plan``). Keeping it costs no time."""
+    block's source (spread images for stride 1, columns otherwise; see ``Plan``). Keeping it costs no time."""
     return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep=True)
+
+
+def _wide_scratch(plan, rows, dtype):
+    """Each thread's (rows, B·Q) matrix for wide blocks; empty when the blocks are not wide."""
+    size = rows * plan.images_per_block * plan.columns if plan.wide else 0
+    return np.empty((plan.threads, size), dtype=dtype)
 
 
 def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep):
@@ -386,10 +428,9 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     y = np.empty((N, C_out, out_h, out_w), dtype=x.dtype)
     kept = np.empty((plan.blocks(N) if keep else 0, plan.block_size), dtype=x.dtype)
     scratch = np.empty((0 if keep else plan.threads, plan.block_size), dtype=x.dtype)
-    rows = plan.scratch(C_out, plan.columns, dtype=x.dtype)
-    padded = np.empty((plan.threads, plan.padded_size), dtype=x.dtype)
-    _forward(x, weight.reshape(C_out, -1), bias, y, kept, keep, scratch, rows, padded, plan.taps, plan.positions,
-             plan.window, plan.geometry, plan.gather)
+    padded = np.empty((plan.threads, plan.padded_size if plan.gather else 0), dtype=x.dtype)
+    _forward(x, weight.reshape(C_out, -1), bias, y, kept, keep, scratch, _wide_scratch(plan, C_out, x.dtype), padded,
+             plan.taps, plan.positions, plan.window, plan.geometry, plan.wide, plan.images_per_block)
     return y, kept
 
 
@@ -405,8 +446,8 @@ def conv2d_backward_weight_kept(grad_out, kept, x_shape, KH, KW, stride_h, strid
         raise ValueError(f"kept: expected the forward's sources of shape {(plan.blocks(N), plan.block_size)} "
                          f"for this geometry, got {kept.shape}")
     partial = np.zeros((plan.threads, C_out, plan.taps.size), dtype=grad_out.dtype)
-    rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
-    _backward_weight(grad_out, kept, partial, rows, plan.window, plan.geometry, plan.gather)
+    _backward_weight(grad_out, kept, partial, _wide_scratch(plan, C_out, grad_out.dtype), plan.window, plan.wide,
+                     plan.images_per_block)
     return partial.sum(axis=0).reshape((C_out, x_shape[1], KH, KW))
 
 
@@ -420,8 +461,7 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
     padded = np.empty((plan.threads, plan.padded_size), dtype=x.dtype)
-    _sources(x, kept, padded, plan.taps, plan.positions, plan.geometry, plan.gather,
-             plan.images_per_block)
+    _sources(x, kept, padded, plan.taps, plan.positions, plan.geometry, plan.images_per_block)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -435,25 +475,24 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     _, C_in, KH, KW = weight.shape
     plan = _plan((N, C_in, H, W), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
-    no_bias = np.zeros(filters_t.shape[0], dtype=grad_out.dtype)
-    rows = plan.scratch(C_out, plan.columns, dtype=grad_out.dtype)
-    grad_cols = plan.scratch(filters_t.shape[0], plan.columns, dtype=grad_out.dtype)
-    padded = np.empty((plan.threads, plan.padded_size), dtype=grad_out.dtype)
-    row_stride = plan.columns * (plan.images_per_block if plan.gather else 1)
-    row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(row_stride)
+    R, B, Q = filters_t.shape[0], plan.images_per_block, plan.columns
+    no_bias = np.zeros(R, dtype=grad_out.dtype)
+    grad_cols = np.empty((plan.threads, B * R * Q), dtype=grad_out.dtype)
+    target = np.empty((plan.threads, plan.padded_size if plan.gather else plan.image_size), dtype=grad_out.dtype)
+    row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(B * Q if plan.wide else Q)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
-    _backward_input(grad_out, filters_t, no_bias, grad_x, rows, grad_cols, padded, plan.taps, plan.positions,
-                    row_window, plan.geometry, plan.gather)
+    _backward_input(grad_out, filters_t, no_bias, grad_x, _wide_scratch(plan, C_out, grad_out.dtype), grad_cols,
+                    target, plan.taps, plan.positions, plan.window, row_window, plan.geometry, plan.wide)
     return grad_x
 
 
 def _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, dtype):
-    """What explicit columns of single images need, for any stride: the offset tables, one padded scratch image
-    per thread, and the geometry with output rows of width OW."""
+    """What explicit columns of single images need, for any stride: the offset tables, one padded scratch
+    image per thread, and the geometry."""
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
     taps, positions = _taps(C_in, Hp, Wp, KH, KW), _positions(Wp, stride_h, stride_w, out_h, out_w)
-    padded = np.empty((get_num_threads(), C_in * Hp * Wp + KW), dtype=dtype)
-    return taps, positions, padded, (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, out_w)
+    padded = np.empty((get_num_threads(), C_in * Hp * Wp), dtype=dtype)
+    return taps, positions, padded, (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
 def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -463,9 +502,9 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     N, C_in, H, W = x.shape
     taps, positions, padded, geometry = _gathering(C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                                    out_h, out_w, x.dtype)
-    cols = np.empty((N, taps.size * out_h * out_w), dtype=x.dtype)
-    _sources(x, cols, padded, taps, positions, geometry, True, 1)                  # blocks of one image
-    return cols.reshape(N, taps.size, out_h * out_w)
+    cols = np.empty((N, taps.size * positions.size), dtype=x.dtype)
+    _sources(x, cols, padded, taps, positions, geometry, 1)             # blocks of one image
+    return cols.reshape(N, taps.size, positions.size)
 
 
 def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
@@ -484,5 +523,5 @@ def _col2im(cols, x, padded, taps, positions, geometry):
     Q = positions.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
-            _scatter(cols[n], 0, Q, taps, positions, padded[t], False)
+            _scatter(cols[n], 0, Q, taps, positions, padded[t])
             _crop_image(padded[t], n, x, geometry)
