@@ -100,6 +100,11 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         K_mm.matmul_nt_add(c, source, window, out)
         R_mm.matmul_nt_add(c, source, window, expected)
         assert_close(out, expected, **tol, name="matmul_nt_add")
+        target_window = rng.integers(0, L - Q + 1, M).astype(np.uint64)         # overlapping rows add up
+        out, expected = source.copy(), source.copy()
+        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q)
+        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q)
+        assert_close(out, expected, **tol, name="matmul_scatter_add")
 
 
 def random_pool_case(rng):

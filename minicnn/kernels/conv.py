@@ -50,7 +50,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from . import kernel, parallel_sum_kernel, sum_kernel
-from .matmul import matmul_bias, matmul_nt_add
+from .matmul import matmul_bias, matmul_nt_add, matmul_scatter_add
 
 #: The products take at least this many output columns (images × columns per image) per call.
 MIN_COLUMNS = 256
@@ -234,15 +234,11 @@ def _scatter(cols, offset, row_stride, taps, positions, target):
 
 
 @sum_kernel
-def _scatter_runs(cols, offset, Q, window, target):
-    """``_scatter`` for rows read as contiguous runs (a spread image's): target[window[r] + q] += cols[offset +
-    r·Q + q] for q < Q (target zeroed first)."""
-    for i in range(target.shape[0]):
-        target[i] = 0
-    for r in range(window.shape[0]):
-        start, src = window[r], np.uint64(offset + r * Q)
-        for q in range(np.uint64(Q)):
-            target[start + q] += cols[src + q]
+def _zero(block):
+    """block (images, size) = 0, without an array expression (see "whole batches" below)."""
+    for n in range(block.shape[0]):
+        for i in range(block.shape[1]):
+            block[n, i] = 0
 
 
 @sum_kernel
@@ -332,12 +328,11 @@ def _forward(x, filters, bias, y, kept, keep, scratch, wide_out, padded, taps, p
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k] if keep else scratch[t]
             _block_source(x, n0, n1, source, padded[t], taps, positions, geometry)
-            if wide:                                  # one call site per product: each is inlined (~1 s of LLVM)
-                images, out = source.reshape(1, source.size), wide_out[t].reshape(1, C_out, B * Q)
+            # One call site per product and compiled branch: each is inlined, for ~1 s of LLVM's time.
+            if positions is None or not wide:
+                matmul_bias(filters, source.reshape(B, source.size // B)[:n1 - n0], window, bias, y3[n0:n1])
             else:
-                images, out = source.reshape(B, source.size // B)[:n1 - n0], y3[n0:n1]
-            matmul_bias(filters, images, window, bias, out)
-            if wide:
+                matmul_bias(filters, source.reshape(1, source.size), window, bias, wide_out[t].reshape(1, C_out, B * Q))
                 _wide_to_outputs(wide_out[t], y, n0, n1, B)
 
 
@@ -362,7 +357,7 @@ def _backward_weight(grad_out, kept, partial, wide_g, window, wide, B):
 
 @parallel_sum_kernel
 def _backward_input(grad_out, filters_t, no_bias, grad_x, wide_g, grad_cols, target, taps, positions, window,
-                    row_window, geometry, wide):
+                    row_window, geometry, wide, B):
     """grad_x[n] = col2im(Wᵀ @ g[n]) for each image: the block's output gradients (side by side in wide_g
     for ``wide`` blocks) multiplied by filters_t = Wᵀ (R, C_out) into the thread's grad_cols (T, B·R·Q), then
     each image's columns added back where the forward read them: into a padded image (then cropped) for
@@ -370,12 +365,18 @@ def _backward_input(grad_out, filters_t, no_bias, grad_x, wide_g, grad_cols, tar
     N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
     T, R = grad_cols.shape[0], filters_t.shape[0]
-    B = grad_cols.shape[1] // (R * Q)
     NB = -(-N // B)
     g2 = grad_out.reshape(N, C_out * Q)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
+            if positions is None:                     # stride 1: rows added straight into spread gradients
+                spread = target[t].reshape(B, target.shape[1] // B)[:n1 - n0]
+                _zero(spread)
+                matmul_scatter_add(filters_t, g2[n0:n1], row_window, spread, window, Q)
+                for n in range(n0, n1):
+                    _fold(spread[n - n0], n, grad_x, geometry)
+                continue
             if wide:
                 _outputs_to_wide(grad_out, n0, n1, wide_g[t], B)
                 g, out = wide_g[t].reshape(1, wide_g.shape[1]), grad_cols[t].reshape(1, R, B * Q)
@@ -383,14 +384,9 @@ def _backward_input(grad_out, filters_t, no_bias, grad_x, wide_g, grad_cols, tar
                 g, out = g2[n0:n1], grad_cols[t].reshape(B, R, Q)[:n1 - n0]
             matmul_bias(filters_t, g, row_window, no_bias, out)
             for n in range(n0, n1):
-                j = n - n0
-                if positions is None:                 # stride 1
-                    _scatter_runs(grad_cols[t], j * R * Q, Q, window, target[t])
-                    _fold(target[t], n, grad_x, geometry)
-                else:
-                    offset, row_stride = (j * Q, B * Q) if wide else (j * R * Q, Q)
-                    _scatter(grad_cols[t], offset, row_stride, taps, positions, target[t])
-                    _crop_image(target[t], n, grad_x, geometry)
+                offset, row_stride = ((n - n0) * Q, B * Q) if wide else ((n - n0) * R * Q, Q)
+                _scatter(grad_cols[t], offset, row_stride, taps, positions, target[t])
+                _crop_image(target[t], n, grad_x, geometry)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -477,12 +473,13 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
     R, B, Q = filters_t.shape[0], plan.images_per_block, plan.columns
     no_bias = np.zeros(R, dtype=grad_out.dtype)
-    grad_cols = np.empty((plan.threads, B * R * Q), dtype=grad_out.dtype)
-    target = np.empty((plan.threads, plan.padded_size if plan.gather else plan.image_size), dtype=grad_out.dtype)
+    grad_cols = np.empty((plan.threads, B * R * Q if plan.gather else 0), dtype=grad_out.dtype)
+    target = np.empty((plan.threads, plan.padded_size if plan.gather else plan.block_size), dtype=grad_out.dtype)
     row_window = np.arange(C_out, dtype=np.uint64) * np.uint64(B * Q if plan.wide else Q)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
     _backward_input(grad_out, filters_t, no_bias, grad_x, _wide_scratch(plan, C_out, grad_out.dtype), grad_cols,
-                    target, plan.taps, plan.positions, plan.window, row_window, plan.geometry, plan.wide)
+                    target, plan.taps, plan.positions, plan.window, row_window, plan.geometry, plan.wide,
+                    B)
     return grad_x
 
 

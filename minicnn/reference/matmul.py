@@ -11,6 +11,14 @@ def matmul_bias(a, source, window, bias, out):
                 out[n, i, q] = bias[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1]))
 
 
+def matmul_scatter_add(a, source, window, target, target_window, Q):
+    """target[n, target_window[i]:][:Q] += row i of a @ b[n], b[n] as in ``matmul_bias``: one row at a time."""
+    for n in range(source.shape[0]):
+        for i in range(a.shape[0]):
+            row = [sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1])) for q in range(Q)]
+            target[n, int(target_window[i]):int(target_window[i]) + Q] += row
+
+
 def matmul_nt_add(a, source, window, out):
     """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``matmul_bias``: one dot product at a time."""
     B, M, Q = a.shape
