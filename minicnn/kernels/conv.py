@@ -17,35 +17,40 @@ product with the weight seen as a (C_out, R) matrix, R = C_in·KH·KW, and so ar
     dW      += g[n] @ cols[n]ᵀ           for every output position q
     dcols[n] = Wᵀ @ g[n]                 then each row is added back where it was read (col2im)
 
-Row r of cols[n] need not be copied anywhere: in the flattened padded image, tap r of output (oh, ow) sits at
-``taps[r] + positions[q]`` with ``taps[r] = (ci·Hp + kh)·Wp + kw`` and ``positions[q] = oh·S·Wp + ow·S``.
+Row r of cols[n] holds, for every output (oh, ow), the input at ``xp[ci, oh·S + kh, ow·S + kw]``. How the
+products read it:
 
-- **Stride 1**: compute the outputs on the padded image's full width (OW → Wp columns per output row, the extra
-  ones discarded). Then ``positions[q] = q`` and row r of cols is the contiguous run ``xp_flat[taps[r]:][:OH·Wp]``:
-  the product reads the padded image directly (``source``) and no column matrix exists. The cost is Wp/OW times
-  the multiply-adds (1.14× for LeNet's first layer, 1.4× for its second); the gain is no im2col pass (which took
-  as long as the product) and 25× less memory kept for backward.
-- **Other strides**: the runs are not contiguous, so the columns are gathered into an explicit cols[n] first
-  (``source`` is then cols[n] and its row r starts at r·Q).
+- **Stride 1: spread, then runs.** Copy the padded image KW times, copy kw shifted left by kw and cut to the
+  output's width: ``spread[ci, kw, h, ow] = xp[ci, h, ow + kw]`` (``_spread``, C_in·KW·Hp·OW numbers). Row r
+  of cols is then one contiguous run of it, OH·OW long, starting at ``window[r] = ((ci·KW + kw)·Hp + kh)·OW``:
+  the product reads the spread image directly and no column matrix exists. Its input gradient is added
+  straight back into a spread gradient (``matmul_scatter_add``) and folded onto the image (``_fold``).
+- **Other strides: gather.** The runs are not contiguous, so the columns are gathered (``_gather``) through
+  offset tables, ``taps[r] + positions[q]`` with ``taps[r] = (ci·Hp + kh)·Wp + kw`` and ``positions[q] =
+  oh·S·Wp + ow·S`` in the flattened padded image, into an explicit matrix, several images side by side
+  (``Plan``).
 
-Both cases meet in two register-blocked loops that read row r of the source at ``source[window[r]:]``:
-``matmul_bias`` (forward and input gradient) and ``matmul_nt_add`` (weight gradient), 4 × 4 blocks of the
-output so that each number loaded feeds four multiply-adds. The images are split among Numba's threads in
-contiguous shares; each thread's scratch stays in its core's cache.
+Both meet in register-blocked loops (``matmul.py``) that read row r of a source at ``source[window[r]:]``,
+4 × 4 blocks of the output so that each number loaded feeds four multiply-adds. The images are split among
+Numba's threads in contiguous shares of blocks; each thread's scratch stays in its core's cache.
 
-Measured on the 2-core machine, batch 64, milliseconds (``benchmarks/bench_ops.py`` times the whole layers),
-against the first version of this file (one im2col of the whole batch, numpy's BLAS for the products, which is
-memory-bound on these long, thin matrices) and the second (per-image im2col, these products)::
+Measured on the 2-core machine, batch 64, milliseconds, four versions of this file: (1) one im2col of the
+whole batch and numpy's BLAS for the products, memory-bound on these long, thin matrices; (2) per-image
+im2col and these products; (3) stride 1 read from the padded image across its full width, which computes
+Wp/OW times the outputs needed (1.14x for LeNet's first layer, 1.4x for its second) but needs no im2col;
+(4) now: stride 1 from the spread image (exact outputs, for KW copies of the image instead of KH·KW), the
+input gradient added straight into it, gathered columns side by side::
 
-    layer                        forward              weight grad          input grad
-    Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23   0.68 → 0.18 → 0.22   1.43 → 0.53 → 0.37
-    Conv2d(6, 16, 5)             1.10 → 0.54 → 0.43   0.47 → 0.37 → 0.46   1.26 → 0.68 → 0.61
-    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20   0.31 → 0.22 → 0.16   0.35 → 0.35 → 0.25
+    layer                        forward                     weight grad                 input grad
+    Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23 → 0.19   0.68 → 0.18 → 0.22 → 0.16   1.43 → 0.53 → 0.37 → 0.25
+    Conv2d(6, 16, 5)             1.10 → 0.54 → 0.43 → 0.34   0.47 → 0.37 → 0.46 → 0.34   1.26 → 0.68 → 0.61 → 0.37
+    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20 → S2F   0.31 → 0.22 → 0.16 → S2W   0.35 → 0.35 → 0.25 → S2I
 
-The third version's weight gradient of Conv2d(6, 16, 5) is slower in isolation (1.4x the multiply-adds), but
-the whole maxpool training step is faster with it (batch 256: 13.9 → 11.5 ms): what it keeps for backward is
-the padded input, 25x smaller than the columns, and the step's working set stays in cache.
+What the forward keeps for the weight gradient is each image's source: the spread image for stride 1
+(KW/1 ≈ 4x the padded input, still 5x smaller than the columns), the columns otherwise.
 """
+import functools
+
 import numpy as np
 from numba import get_num_threads, prange
 
@@ -77,7 +82,8 @@ def _spread_taps(C_in, Hp, KH, KW, out_w):
 
 
 class Plan:
-    """Everything the kernels need to know about one convolution's geometry, computed once per call in Python.
+    """Everything the kernels need to know about one convolution's geometry, computed in Python once per
+    geometry (``_plan`` keeps them; the kernels only read its tables).
 
     Each image's column matrix cols[n] (R, Q), Q = OH·OW, is read from a ``source`` at row offsets
     ``window`` (R,), where row r starts:
@@ -392,7 +398,15 @@ def _backward_input(grad_out, filters_t, no_bias, grad_x, wide_g, grad_cols, tar
 # --- the public kernels --------------------------------------------------------------------------------------
 
 def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    return Plan(*x_shape[1:], KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    """The Plan of a convolution, made once per geometry and thread count: building its tables costs ~60 µs,
+    three times per training step of each layer, 0.18 ms of LeNet's second layer's 1.26 ms forward+backward."""
+    return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w,
+                        get_num_threads())
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(image_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, threads):
+    return Plan(*image_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
 def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):

@@ -1,9 +1,11 @@
 """Small matrix products as register-blocked Numba loops: what the convolution kernels multiply with.
 
-Twin: ``minicnn/reference/matmul.py``. Both products read the rows of their second operand from a flat
+Twin: ``minicnn/reference/matmul.py``. The products read the rows of their second operand from a flat
 ``source`` at offsets ``window``: row k of image n's matrix b[n] is ``source[n, window[k]:][:Q]``. For a plain
-(K, Q) matrix that is window[k] = k·Q; the stride-1 convolution passes overlapping windows into a padded image
-(see ``kernels/conv.py``).
+(K, Q) matrix that is window[k] = k·Q; the stride-1 convolution passes overlapping windows into a spread image
+(see ``kernels/conv.py``). Three products: ``matmul_bias`` (a @ b[n] + bias), ``matmul_scatter_add`` (the rows
+of a @ b[n] added at offsets of a target) and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ); the first two share one
+loop, ``_matmul_rows``.
 
 ``window`` is unsigned (uint64), and so is the loop counter q: Numba tests a signed index for being negative
 (Python's wrap-around), which for ``src[s0 + q]`` it cannot rule out, and the test stops LLVM from
@@ -14,7 +16,8 @@ unsigned.
 Why not numpy's ``@`` (OpenBLAS)? Inside minicnn OpenBLAS runs on one thread (``threads.py``), and these
 matrices are small or long and thin (6 or 16 rows), where it is memory-bound. These loops run inside the
 parallel kernels, on each thread's share of the images, with the operands in the core's cache. (They reach
-~55 GFLOP/s per core; OpenBLAS ~100 on a large product. The linear layer, whose products are plain
+50–75 GFLOP/s per core on the convolutions' shapes; one-thread OpenBLAS ~105 on the same shapes called from
+Python, but it cannot read overlapping windows. The linear layer, whose products are plain
 matrices, stays with OpenBLAS: the same loops on two threads only matched it, and cost 1.3 s of compile.)
 """
 import numpy as np
