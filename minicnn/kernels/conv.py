@@ -44,7 +44,7 @@ input gradient added straight into it, gathered columns side by side::
     layer                        forward                     weight grad                 input grad
     Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23 → 0.19   0.68 → 0.18 → 0.22 → 0.16   1.43 → 0.53 → 0.37 → 0.25
     Conv2d(6, 16, 5)             1.10 → 0.54 → 0.43 → 0.34   0.47 → 0.37 → 0.46 → 0.34   1.26 → 0.68 → 0.61 → 0.37
-    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20 → S2F   0.31 → 0.22 → 0.16 → S2W   0.35 → 0.35 → 0.25 → S2I
+    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20 → 0.14   0.31 → 0.22 → 0.16 → 0.09   0.35 → 0.35 → 0.25 → 0.19
 
 What the forward keeps for the weight gradient is each image's source: the spread image for stride 1
 (KW/1 ≈ 4x the padded input, still 5x smaller than the columns), the columns otherwise.
