@@ -10,10 +10,10 @@ The path a reader follows: ``nn.Conv2d.forward`` → ``conv2d`` here (checks the
 Backward computes only the gradients that are wanted: the input gradient of a network's first layer (whose
 input is an image without ``requires_grad``) is never computed, nor a frozen weight's.
 
-Memory: when the weight gradient will be wanted, the forward keeps what it needs of x: the input spread KW
-times for stride 1 (``kernels/conv.py``), the im2col columns (KH·KW·C_in / S² times the input) for larger
-strides. Otherwise (evaluation,
-``no_grad``, frozen weights) it keeps nothing: each thread works on a few images at a time in scratch buffers.
+Memory: when the weight gradient will be wanted, the forward keeps what it needs of x: its images spread
+(``kernels/conv.py``), about KW / S times the input, where the im2col columns would be KH·KW / S² times.
+Otherwise (evaluation, ``no_grad``, frozen weights) it keeps nothing: each thread works on a block of images
+at a time in scratch buffers.
 """
 import numpy as np
 

@@ -2,10 +2,10 @@
 
 Twin: ``minicnn/reference/matmul.py``. The products read the rows of their second operand from a flat
 ``source`` at offsets ``window``: row k of image n's matrix b[n] is ``source[n, window[k]:][:Q]``. For a plain
-(K, Q) matrix that is window[k] = k·Q; the stride-1 convolution passes overlapping windows into a spread image
-(see ``kernels/conv.py``). Three products: ``matmul_bias`` (a @ b[n] + bias), ``matmul_scatter_add`` (the rows
-of a @ b[n] added at offsets of a target) and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ); the first two share one
-loop, ``_matmul_rows``.
+(K, Q) matrix that is window[k] = k·Q; the convolution passes overlapping windows into a spread block of
+images (see ``kernels/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] added at offsets
+of a target: the convolution's forward, onto bias rows, and its input gradient, into a spread gradient) and
+``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight gradient).
 
 ``window`` is unsigned (uint64), and so is the loop counter q: Numba tests a signed index for being negative
 (Python's wrap-around), which for ``src[s0 + q]`` it cannot rule out, and the test stops LLVM from
@@ -13,12 +13,12 @@ vectorising the loop (2× slower). Taking each row as a view instead avoids the 
 count per view: for Conv2d(6, 16, 5, stride=2), 10 images of 25 columns per call, 40 µs with views, 25 µs
 unsigned.
 
-Why not numpy's ``@`` (OpenBLAS)? Inside minicnn OpenBLAS runs on one thread (``threads.py``), and these
-matrices are small or long and thin (6 or 16 rows), where it is memory-bound. These loops run inside the
-parallel kernels, on each thread's share of the images, with the operands in the core's cache. (They reach
-50–75 GFLOP/s per core on the convolutions' shapes; one-thread OpenBLAS ~105 on the same shapes called from
-Python, but it cannot read overlapping windows. The linear layer, whose products are plain
-matrices, stays with OpenBLAS: the same loops on two threads only matched it, and cost 1.3 s of compile.)
+Why not numpy's ``@`` (OpenBLAS)? Inside minicnn OpenBLAS runs on one thread (``threads.py``), these matrices
+are small or long and thin (6 or 16 rows), and their rows overlap, which BLAS cannot read (its rows must lie
+at least a row's length apart). These loops run inside the parallel kernels, on each thread's share of the
+images, with the operands in the core's cache, at 70–87 GFLOP/s per core on the convolutions' shapes (rows of
+a multiple of 8 numbers: LLVM's 8-wide vectors, no scalar remainder). The linear layer, whose products are
+plain matrices, stays with OpenBLAS: the same loops on two threads only matched it, and cost 1.3 s of compile.
 """
 import numpy as np
 
@@ -26,32 +26,15 @@ from . import sum_kernel
 
 
 @sum_kernel
-def matmul_bias(a, source, window, bias, out):
-    """out[n, i, q] = bias[i] + Σ_k a[i, k] · source[n, window[k] + q] for a (M, K), source (B, L), out (B, M, Q).
-
-    That is out[n] = a @ b[n] + bias for the (K, Q) matrix b[n] whose row k starts at source[n, window[k]].
-    """
-    B, M, Q = out.shape
-    _matmul_rows(a, source, window, bias, out.reshape(B, M * Q), None, Q)
-
-
-@sum_kernel
 def matmul_scatter_add(a, source, window, target, target_window, Q):
     """target[n, target_window[i] + q] += Σ_k a[i, k] · source[n, window[k] + q] for q < Q, row i after row i − 1.
 
-    Row i of a @ b[n] is added where ``target_window`` says, rows that overlap adding up: the input gradient
-    of a stride-1 convolution adds each column row straight into the spread image's gradient (``conv.py``),
-    without writing the (R, Q) columns first and adding them in a second pass: 11.2 → 8.9 µs per image of
-    LeNet's second layer, whose 60 KB of columns did not fit in the core's 48 KB first-level cache.
-    """
-    _matmul_rows(a, source, window, None, target, target_window, Q)
-
-
-@sum_kernel
-def _matmul_rows(a, source, window, bias, out, out_window, Q):
-    """Row i of bias + a @ b[n] (Q numbers) stored at out[n, out_window[i]:] (at out[n, i·Q:] if out_window is
-    None); with bias None, row i of a @ b[n] added there instead. (Whether an argument is None is settled when
-    Numba compiles: each caller gets only its branches.)
+    Row i of a @ b[n] is added where ``target_window`` says; rows that overlap add up. The convolution's input
+    gradient adds each column row straight into the spread gradient, without writing the (R, Q) columns first
+    and adding them in a second pass (11.2 → 8.9 µs per image of LeNet's second layer, whose 60 KB of columns
+    did not fit in the core's 48 KB first-level cache); its forward adds the rows of W @ cols onto rows already
+    holding the bias. (A second loop that stores instead of adding was 9% faster on the forward and cost 1.3 s
+    more of compile at a cold start, which has a 15 s budget.)
 
     Four rows of the result at a time, kept in a small buffer, each updated with four rows of b at a time: every
     element of b loaded feeds 4 multiply-adds, and the 16 numbers of a in use are loaded once for all B
@@ -61,20 +44,15 @@ def _matmul_rows(a, source, window, bias, out, out_window, Q):
     compile, for no gain at run time.
     """
     M, K = a.shape
-    B = out.shape[0]
-    acc = np.empty((4, B, Q), dtype=out.dtype)
+    B = target.shape[0]
+    acc = np.empty((4, B, Q), dtype=target.dtype)
     K4 = K - K % 4
     Qu = np.uint64(Q)               # unsigned, like window: see the module docstring
     for i0 in range(0, M, 4):
         i1, i2, i3 = min(i0 + 1, M - 1), min(i0 + 2, M - 1), min(i0 + 3, M - 1)
-        if bias is None:
-            for n in range(B):
-                for q in range(Q):
-                    acc[0, n, q] = acc[1, n, q] = acc[2, n, q] = acc[3, n, q] = 0
-        else:
-            for n in range(B):
-                for q in range(Q):
-                    acc[0, n, q], acc[1, n, q], acc[2, n, q], acc[3, n, q] = bias[i0], bias[i1], bias[i2], bias[i3]
+        for n in range(B):
+            for q in range(Q):
+                acc[0, n, q] = acc[1, n, q] = acc[2, n, q] = acc[3, n, q] = 0
         for k in range(0, K4, 4):
             a00, a01, a02, a03 = a[i0, k], a[i0, k + 1], a[i0, k + 2], a[i0, k + 3]
             a10, a11, a12, a13 = a[i1, k], a[i1, k + 1], a[i1, k + 2], a[i1, k + 3]
@@ -101,21 +79,17 @@ def _matmul_rows(a, source, window, bias, out, out_window, Q):
                     acc[2, n, q] += a2 * bk
                     acc[3, n, q] += a3 * bk
         for di in range(min(4, M - i0)):
-            start = np.uint64((i0 + di) * Q) if out_window is None else out_window[i0 + di]
+            start = target_window[i0 + di]
             for n in range(B):
-                row = out[n]
-                if bias is None:
-                    for q in range(Qu):
-                        row[start + q] += acc[di, n, q]
-                else:
-                    for q in range(Qu):
-                        row[start + q] = acc[di, n, q]
+                row = target[n]
+                for q in range(Qu):
+                    row[start + q] += acc[di, n, q]
 
 
 @sum_kernel
 def matmul_nt_add(a, source, window, out):
     """out[i, k] += Σ_n Σ_q a[n, i, q] · source[n, window[k] + q] for a (B, M, Q), source (B, L), out (M, K):
-    Σ_n a[n] @ b[n]ᵀ with b[n] as in ``matmul_bias``, 4 × 4 dot products at a time.
+    Σ_n a[n] @ b[n]ᵀ with b[n] as in ``matmul_scatter_add``, 4 × 4 dot products at a time.
 
     Each block keeps its 16 sums in registers while the passes over q read 4 rows of a and 4 of b: 8 loads
     feed 16 multiply-adds. Edge blocks repeat the last row and store only the valid part. Several images per

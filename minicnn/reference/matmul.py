@@ -2,17 +2,9 @@
 import numpy as np
 
 
-def matmul_bias(a, source, window, bias, out):
-    """out[n] = a @ b[n] + bias[:, None], where row k of b[n] starts at source[n, window[k]]: one entry at a time."""
-    B, M, Q = out.shape
-    for n in range(B):
-        for i in range(M):
-            for q in range(Q):
-                out[n, i, q] = bias[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1]))
-
-
 def matmul_scatter_add(a, source, window, target, target_window, Q):
-    """target[n, target_window[i]:][:Q] += row i of a @ b[n], b[n] as in ``matmul_bias``: one row at a time."""
+    """target[n, target_window[i]:][:Q] += row i of a @ b[n], where row k of b[n] starts at source[n, window[k]]:
+    one row at a time."""
     for n in range(source.shape[0]):
         for i in range(a.shape[0]):
             row = [sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1])) for q in range(Q)]
@@ -20,7 +12,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q):
 
 
 def matmul_nt_add(a, source, window, out):
-    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``matmul_bias``: one dot product at a time."""
+    """out += Σ_n a[n] @ b[n]ᵀ for a (B, M, Q), b[n] as in ``matmul_scatter_add``: one dot product at a time."""
     B, M, Q = a.shape
     for n in range(B):
         for i in range(M):
