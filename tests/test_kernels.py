@@ -42,8 +42,8 @@ CONV_CASES = [
     ((1, 3, 7, 9), (4, 3, 3, 2), (2, 1), (1, 1)),         # non-square kernel, stride not dividing, batch 1
     ((3, 2, 5, 5), (1, 2, 5, 5), (1, 1), (0, 0)),         # kernel = input: a 1 × 1 output
     ((2, 2, 8, 6), (3, 2, 3, 3), (3, 2), (1, 0)),         # overlapping in one axis only
-    ((23, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),     # three blocks of 10 images, the last partial
-    ((7, 2, 6, 6), (3, 2, 3, 3), (1, 1), (1, 1)),         # stride 1: two blocks of 5 images
+    ((23, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),     # two blocks of 16 images, the second partial
+    ((19, 2, 6, 6), (3, 2, 3, 3), (1, 1), (1, 1)),        # stride 1, padding: blocks of 8, the third partial
 ]
 
 
