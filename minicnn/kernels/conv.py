@@ -55,7 +55,7 @@ import functools
 import numpy as np
 from numba import get_num_threads, prange
 
-from . import parallel_sum_kernel, sum_kernel
+from . import kernel, parallel_sum_kernel, sum_kernel
 from .matmul import matmul_nt_add, matmul_scatter_add
 
 #: A block holds at least this many images' columns (images × OH·OW), so that the products' rows are long.
@@ -81,11 +81,18 @@ def images_per_block(Q):
     return fewest
 
 
-def _windows(C_in, KH, KW, stride_h, phase_rows, row_length):
+@kernel
+def phase_rows(KH, stride_h, out_h):
+    """HH = (KH − 1) // S_h + OH: the rows of each of the S_h phases a spread keeps (row kh // S_h + oh of
+    phase kh % S_h is read by tap kh of output row oh; see ``_spread_block``)."""
+    return (KH - 1) // stride_h + out_h
+
+
+def _windows(C_in, KH, KW, stride_h, HH, row_length):
     """window[r] for r = (ci·KH + kh)·KW + kw: where row r of a block's columns starts in its spread block,
     (((ci·KW + kw)·S_h + kh % S_h)·HH + kh // S_h)·B·OW, with row_length = B·OW (see ``_spread_block``)."""
     ci, kh, kw = np.ix_(np.arange(C_in), np.arange(KH), np.arange(KW))
-    return ((((ci * KW + kw) * stride_h + kh % stride_h) * phase_rows + kh // stride_h) * row_length).ravel().astype(np.uint64)
+    return ((((ci * KW + kw) * stride_h + kh % stride_h) * HH + kh // stride_h) * row_length).ravel().astype(np.uint64)
 
 
 class Plan:
@@ -103,11 +110,11 @@ class Plan:
 
     def __init__(self, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
         self.images_per_block = B = images or images_per_block(out_h * out_w)
-        phase_rows = (KH - 1) // stride_h + out_h                     # HH: rows of each phase a block keeps
+        HH = phase_rows.py_func(KH, stride_h, out_h)                # the plain function: nothing to compile
         self.rows = C_in * KH * KW
         self.block_columns = B * out_h * out_w
-        self.window = _windows(C_in, KH, KW, stride_h, phase_rows, B * out_w)
-        self.block_size = C_in * KW * stride_h * phase_rows * B * out_w
+        self.window = _windows(C_in, KH, KW, stride_h, HH, B * out_w)
+        self.block_size = C_in * KW * stride_h * HH * B * out_w
         Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
         self.padded_size = B * C_in * Hp * Wp
         self.lanes = (np.arange(B)[:, None] * (C_in * Hp * Wp) + stride_w * np.arange(out_w)).ravel().astype(np.uint64)
@@ -179,14 +186,14 @@ def _spread_block(images, block, lanes, B, geometry):
     """
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    phase_rows = (KH - 1) // stride_h + out_h
+    HH = phase_rows(KH, stride_h, out_h)
     run = np.uint64(B * out_w)
     for ci in range(C_in):
         for kw in range(KW):
             for ph in range(stride_h):
-                for hh in range(phase_rows):
+                for hh in range(HH):
                     h = stride_h * hh + ph
-                    dst = np.uint64((((ci * KW + kw) * stride_h + ph) * phase_rows + hh) * B * out_w)
+                    dst = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
                     if h < Hp:
                         src = np.uint64((ci * Hp + h) * Wp + kw)
                         for i in range(run):
@@ -202,17 +209,17 @@ def _fold_block(block, images, lanes, B, geometry):
     the block entries that copied it."""
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
     Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    phase_rows = (KH - 1) // stride_h + out_h
+    HH = phase_rows(KH, stride_h, out_h)
     run = np.uint64(B * out_w)
     for i in range(images.size):
         images[i] = 0
     for ci in range(C_in):
         for kw in range(KW):
             for ph in range(stride_h):
-                for hh in range(phase_rows):
+                for hh in range(HH):
                     h = stride_h * hh + ph
                     if h < Hp:
-                        src = np.uint64((((ci * KW + kw) * stride_h + ph) * phase_rows + hh) * B * out_w)
+                        src = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
                         dst = np.uint64((ci * Hp + h) * Wp + kw)
                         for i in range(run):
                             images[dst + lanes[i]] += block[src + i]
@@ -245,6 +252,17 @@ def _outputs_to_block(g, n0, n1, block, B):
             else:
                 for ow in range(np.uint64(out_w)):
                     block[dst + ow] = 0
+
+
+@sum_kernel
+def _gradient_block(grad_out, n0, n1, g_block, B):
+    """The block's output gradient as one (1, C_out·B·Q) matrix with columns (oh, j, ow), as the products read
+    it: the rows of grad_out itself for a block of one image, else reordered into g_block (1, C_out·B·Q)."""
+    if B == 1:
+        N, C_out = grad_out.shape[0], grad_out.shape[1]
+        return grad_out.reshape(N, C_out * grad_out.shape[2] * grad_out.shape[3])[n0:n1]
+    _outputs_to_block(grad_out, n0, n1, g_block[0], B)
+    return g_block
 
 
 @sum_kernel
@@ -310,13 +328,10 @@ def _backward_weight(grad_out, kept, partial, g_block, window, B):
     N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
     NB, T = kept.shape[0], partial.shape[0]
-    g2 = grad_out.reshape(N, C_out * Q)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
-            if B > 1:
-                _outputs_to_block(grad_out, n0, n1, g_block[t], B)
-            g = g2[n0:n1] if B == 1 else g_block[t:t + 1]
+            g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
             matmul_nt_add(g.reshape(1, C_out, B * Q), kept[k:k + 1], window, partial[t])
 
 
@@ -326,16 +341,13 @@ def _backward_input(grad_out, filters_t, grad_x, g_block, spread_grad, padded, l
     """grad_x = the adjoint of the forward, block by block: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out))
     added straight into a zeroed spread gradient where the forward read them (``matmul_scatter_add``), then
     folded onto a padded gradient (``_fold_block``) and cropped onto the images."""
-    N, C_in, C_out = grad_out.shape[0], grad_x.shape[1], grad_out.shape[1]
+    N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
     T, NB = spread_grad.shape[0], -(-N // B)
-    g2 = grad_out.reshape(N, C_out * Q)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
-            if B > 1:
-                _outputs_to_block(grad_out, n0, n1, g_block[t], B)
-            g = g2[n0:n1] if B == 1 else g_block[t:t + 1]
+            g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
             target = spread_grad[t:t + 1]
             _zero(target)
             matmul_scatter_add(filters_t, g, row_window, target, window, B * Q)
@@ -346,8 +358,9 @@ def _backward_input(grad_out, filters_t, grad_x, g_block, spread_grad, padded, l
 # --- the public kernels --------------------------------------------------------------------------------------
 
 def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
-    """The Plan of a convolution, made once per geometry and thread count: building its tables costs ~60 µs,
-    three times per training step of each layer, 0.18 ms of LeNet's second layer's 1.26 ms forward+backward."""
+    """The Plan of a convolution, made once per geometry and thread count: building tables with numpy costs tens
+    of µs, three times per training step of each layer (the offset tables of the fourth version took 60 µs,
+    0.18 ms of LeNet's second layer's 1.26 ms forward+backward)."""
     return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images,
                         get_num_threads())
 
