@@ -96,11 +96,18 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         K_mm.matmul_nt_add(c, source, window, out)
         R_mm.matmul_nt_add(c, source, window, expected)
         assert_close(out, expected, **tol, name="matmul_nt_add")
+        initial = rng.standard_normal(M).astype(dtype)
         target_window = rng.integers(0, L - Q + 1, M).astype(np.uint64)         # overlapping rows add up
         out, expected = source.copy(), source.copy()
-        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q)
-        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q)
-        assert_close(out, expected, **tol, name="matmul_scatter_add")
+        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, True)
+        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, True)
+        assert_close(out, expected, **tol, name="matmul_scatter_add (accumulate)")
+        target_window = (np.arange(M) * (Q + 2) + 1).astype(np.uint64)           # storing: rows apart, gaps kept
+        out = rng.standard_normal((B, M * (Q + 2) + 1)).astype(dtype)
+        expected = out.copy()
+        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, False)
+        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, False)
+        assert_close(out, expected, **tol, name="matmul_scatter_add (store)")
 
 
 def random_pool_case(rng):

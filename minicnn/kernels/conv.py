@@ -266,14 +266,6 @@ def _gradient_block(grad_out, n0, n1, g_block, B):
 
 
 @sum_kernel
-def _bias_rows(rows, bias, Q):
-    """rows (C_out·Q,) = bias[co] along row co."""
-    for co in range(bias.shape[0]):
-        for q in range(co * Q, (co + 1) * Q):
-            rows[q] = bias[co]
-
-
-@sum_kernel
 def _zero(block):
     """block (rows, size) = 0, without an array expression (see "whole batches" below)."""
     for n in range(block.shape[0]):
@@ -302,9 +294,9 @@ def _sources(x, sources, padded, lanes, geometry, B):
 @parallel_sum_kernel
 def _forward(x, filters, bias, y, kept, keep, scratch, out_block, padded, lanes, window, row_window, geometry, B):
     """y = conv(x) + bias, block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
-    bias rows, the product added to them, and, for blocks of several images, their outputs moved from
-    out_block[t] to y. (The product is the input gradient's, adding rows at ``row_window``: one product loop
-    compiled for both, 1 s less of cold start than a second, storing one.)"""
+    then bias + W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this
+    time: one product loop compiled for both), and for blocks of several images their outputs moved from
+    out_block[t] to y."""
     N, C_out = y.shape[0], y.shape[1]
     Q = y.shape[2] * y.shape[3]
     y2 = y.reshape(N, C_out * Q)
@@ -315,8 +307,7 @@ def _forward(x, filters, bias, y, kept, keep, scratch, out_block, padded, lanes,
             source = kept[k:k + 1] if keep else scratch[t:t + 1]
             _spread_block(_block_images(x, n0, n1, padded[t], B, geometry), source[0], lanes, B, geometry)
             target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
-            _bias_rows(target[0], bias, B * Q)
-            matmul_scatter_add(filters, source, window, target, row_window, B * Q)
+            matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, False)
             if B > 1:
                 _block_to_outputs(out_block[t], y, n0, n1, B)
 
@@ -336,7 +327,7 @@ def _backward_weight(grad_out, kept, partial, g_block, window, B):
 
 
 @parallel_sum_kernel
-def _backward_input(grad_out, filters_t, grad_x, g_block, spread_grad, padded, lanes, window, row_window,
+def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, padded, lanes, window, row_window,
                     geometry, B):
     """grad_x = the adjoint of the forward, block by block: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out))
     added straight into a zeroed spread gradient where the forward read them (``matmul_scatter_add``), then
@@ -350,7 +341,7 @@ def _backward_input(grad_out, filters_t, grad_x, g_block, spread_grad, padded, l
             g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
             target = spread_grad[t:t + 1]
             _zero(target)
-            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q)
+            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, True)
             _fold_block(spread_grad[t], padded[t], lanes, B, geometry)
             _crop_images(padded[t], n0, n1, grad_x, geometry)
 
@@ -448,7 +439,7 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     B = plan.images_per_block
     row_window = _row_window(C_out, plan)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
-    _backward_input(grad_out, filters_t, grad_x, plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
+    _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x, plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
                     plan.scratch(plan.block_size, grad_out.dtype), plan.scratch(plan.padded_size, grad_out.dtype),
                     plan.lanes, plan.window, row_window, plan.geometry, B)
     return grad_x

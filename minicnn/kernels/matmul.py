@@ -26,15 +26,17 @@ from . import sum_kernel
 
 
 @sum_kernel
-def matmul_scatter_add(a, source, window, target, target_window, Q):
-    """target[n, target_window[i] + q] += Σ_k a[i, k] · source[n, window[k] + q] for q < Q, row i after row i − 1.
+def matmul_scatter_add(a, source, window, target, target_window, Q, initial, accumulate):
+    """target[n, target_window[i] + q] (+)= initial[i] + Σ_k a[i, k] · source[n, window[k] + q] for q < Q, row i
+    after row i − 1: added to what the target holds when ``accumulate``, else stored over it.
 
     Row i of a @ b[n] is added where ``target_window`` says; rows that overlap add up. The convolution's input
-    gradient adds each column row straight into the spread gradient, without writing the (R, Q) columns first
-    and adding them in a second pass (11.2 → 8.9 µs per image of LeNet's second layer, whose 60 KB of columns
-    did not fit in the core's 48 KB first-level cache); its forward adds the rows of W @ cols onto rows already
-    holding the bias. (A second loop that stores instead of adding was 9% faster on the forward and cost 1.3 s
-    more of compile at a cold start, which has a 15 s budget.)
+    gradient adds each column row straight into the spread gradient (``initial`` zeros, ``accumulate``), without
+    writing the (R, Q) columns first and adding them in a second pass (11.2 → 8.9 µs per image of LeNet's second
+    layer, whose 60 KB of columns did not fit in the core's 48 KB first-level cache); its forward stores
+    bias + W @ cols (``initial`` = the bias). The bias starts the sums: writing bias rows first and adding the
+    product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000. Only the last loop
+    differs between the two uses (a second, whole storing product cost 1.3 s of compile at a cold start).
 
     Four rows of the result at a time, kept in a small buffer, each updated with four rows of b at a time: every
     element of b loaded feeds 4 multiply-adds, and the 16 numbers of a in use are loaded once for all B
@@ -50,9 +52,10 @@ def matmul_scatter_add(a, source, window, target, target_window, Q):
     Qu = np.uint64(Q)               # unsigned, like window: see the module docstring
     for i0 in range(0, M, 4):
         i1, i2, i3 = min(i0 + 1, M - 1), min(i0 + 2, M - 1), min(i0 + 3, M - 1)
+        c0, c1, c2, c3 = initial[i0], initial[i1], initial[i2], initial[i3]
         for n in range(B):
             for q in range(Q):
-                acc[0, n, q] = acc[1, n, q] = acc[2, n, q] = acc[3, n, q] = 0
+                acc[0, n, q], acc[1, n, q], acc[2, n, q], acc[3, n, q] = c0, c1, c2, c3
         for k in range(0, K4, 4):
             a00, a01, a02, a03 = a[i0, k], a[i0, k + 1], a[i0, k + 2], a[i0, k + 3]
             a10, a11, a12, a13 = a[i1, k], a[i1, k + 1], a[i1, k + 2], a[i1, k + 3]
@@ -82,8 +85,12 @@ def matmul_scatter_add(a, source, window, target, target_window, Q):
             start = target_window[i0 + di]
             for n in range(B):
                 row = target[n]
-                for q in range(Qu):
-                    row[start + q] += acc[di, n, q]
+                if accumulate:
+                    for q in range(Qu):
+                        row[start + q] += acc[di, n, q]
+                else:
+                    for q in range(Qu):
+                        row[start + q] = acc[di, n, q]
 
 
 @sum_kernel

@@ -2,13 +2,17 @@
 import numpy as np
 
 
-def matmul_scatter_add(a, source, window, target, target_window, Q):
-    """target[n, target_window[i]:][:Q] += row i of a @ b[n], where row k of b[n] starts at source[n, window[k]]:
-    one row at a time."""
+def matmul_scatter_add(a, source, window, target, target_window, Q, initial, accumulate):
+    """target[n, target_window[i]:][:Q] (+)= initial[i] + row i of a @ b[n], where row k of b[n] starts at
+    source[n, window[k]]: added when ``accumulate``, else stored; one row at a time."""
     for n in range(source.shape[0]):
         for i in range(a.shape[0]):
-            row = [sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1])) for q in range(Q)]
-            target[n, int(target_window[i]):int(target_window[i]) + Q] += row
+            row = [initial[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1])) for q in range(Q)]
+            start = int(target_window[i])
+            if accumulate:
+                target[n, start:start + Q] += row
+            else:
+                target[n, start:start + Q] = row
 
 
 def matmul_nt_add(a, source, window, out):
