@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import minicnn.kernels
-from minicnn.kernels import activation as K_act, conv as K_conv, matmul as K_mm, pool as K_pool
+from minicnn.kernels import activation as K_act, blas as K_blas, conv as K_conv, matmul as K_mm, pool as K_pool
 from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
-from minicnn.reference import activation as R_act, conv as R_conv, matmul as R_mm, pool as R_pool
+from minicnn.reference import activation as R_act, blas as R_blas, conv as R_conv, matmul as R_mm, pool as R_pool
 from minicnn.testing import assert_close
 
 DTYPES = [np.float32, np.float64]
@@ -108,6 +108,32 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, False)
         R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, False)
         assert_close(out, expected, **tol, name="matmul_scatter_add (store)")
+
+
+@pytest.mark.skipif(not K_blas.AVAILABLE, reason="numpy's BLAS is not the OpenBLAS minicnn calls from its kernels")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_threaded_gemm_equals_reference(dtype, trans_a, trans_b, rng):
+    """Rows split among 1, 2 or 3 bands (more bands than rows included), transposed operands read in place, with
+    and without a bias."""
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for M, K, N in [(1, 1, 1), (2, 7, 3), (13, 400, 120), (64, 120, 84), (5, 3, 17)]:
+        a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+        b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+        bias = rng.standard_normal(N).astype(dtype) if M % 2 else None
+        expected = R_blas.gemm(a, b, trans_a, trans_b, bias)
+        for threads in (1, 2, 3):
+            got = K_blas.gemm(a, b, trans_a, trans_b, bias, threads=threads)
+            assert got.dtype == dtype and got.flags.c_contiguous
+            assert_close(got, expected, **tol, name=f"gemm {M}x{K}x{N} on {threads} threads")
+
+
+def test_gemm_rejects_mismatched_inner_dimensions(rng):
+    with pytest.raises(ValueError, match="inner dimensions"):
+        K_blas.gemm(np.zeros((3, 4), np.float32), np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="bias of shape"):
+        K_blas.gemm(np.zeros((3, 4), np.float32), np.zeros((4, 2), np.float32), bias=np.zeros(3, np.float32))
 
 
 def random_pool_case(rng):

@@ -24,11 +24,14 @@ import sys
 import numba
 
 
-def _find_openblas():
-    """The (set, get) thread-count functions of the OpenBLAS numpy has loaded, or None.
+@functools.lru_cache(maxsize=1)
+def openblas_library():
+    """(library, names) of the OpenBLAS numpy has loaded, or None: ``library`` a ``ctypes.CDLL``, ``names`` a
+    function that gives a BLAS routine's name in it (``names("openblas_set_num_threads")``).
 
-    numpy's wheels bundle OpenBLAS under prefixed names (``scipy_openblas_set_num_threads64_``); a numpy built
-    against a system OpenBLAS uses the plain ones. The library is found among the process's mapped files.
+    numpy's wheels bundle OpenBLAS with its symbols renamed: ``scipy_`` before and ``64_`` after
+    (``scipy_openblas_set_num_threads64_``, "64" for its 64-bit integers); a numpy built against a system
+    OpenBLAS uses the plain names. The library is found among the process's mapped files.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -38,21 +41,28 @@ def _find_openblas():
             paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
     except OSError:
         return None
-    names = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-             ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-             ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-             ("openblas_set_num_threads", "openblas_get_num_threads")]
+    spellings = [lambda name: "scipy_" + name + "64_", lambda name: "scipy_" + name,
+                 lambda name: name + "64_", lambda name: name]
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for set_name, get_name in names:
-            if hasattr(lib, set_name) and hasattr(lib, get_name):
-                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
-                setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
-                return setter, getter
+        for names in spellings:
+            if hasattr(lib, names("openblas_set_num_threads")) and hasattr(lib, names("openblas_get_num_threads")):
+                return lib, names
     return None
+
+
+def _find_openblas():
+    """The (set, get) thread-count functions of the OpenBLAS numpy has loaded, or None."""
+    found = openblas_library()
+    if found is None:
+        return None
+    lib, names = found
+    setter, getter = getattr(lib, names("openblas_set_num_threads")), getattr(lib, names("openblas_get_num_threads"))
+    setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+    return setter, getter
 
 
 _OPENBLAS = _find_openblas()
