@@ -11,7 +11,8 @@ or in the user-wide Numba cache folder when this folder is read-only), so later 
 milliseconds. Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python.
 
 Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
-``matmul.py``), ``pool.py``, ``activation.py``, and ``threads.py`` (which thread pool runs what).
+``matmul.py``), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
+for the linear layer) and ``threads.py`` (which thread pool runs what).
 """
 import ctypes
 import ctypes.util

@@ -18,7 +18,8 @@ are small or long and thin (6 or 16 rows), and their rows overlap, which BLAS ca
 at least a row's length apart). These loops run inside the parallel kernels, on each thread's share of the
 images, with the operands in the core's cache, at 70–87 GFLOP/s per core on the convolutions' shapes (rows of
 a multiple of 8 numbers: LLVM's 8-wide vectors, no scalar remainder). The linear layer, whose products are
-plain matrices, stays with OpenBLAS: the same loops on two threads only matched it, and cost 1.3 s of compile.
+plain matrices, uses OpenBLAS, one band of rows per thread (``blas.py``): these loops on two threads only
+matched one-thread OpenBLAS there, and cost 1.3 s of compile.
 """
 import numpy as np
 

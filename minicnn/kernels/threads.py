@@ -12,7 +12,8 @@ the cores busy. Measured on the 2-core machine (numba 0.6x, OpenBLAS 0.3.3x, ``m
     omp             1 in minicnn's ops    6.8 ms     one pool; a ``prange`` launch costs ~2 us
 
 So minicnn chooses the OpenMP layer and runs its own matrix products with OpenBLAS on one thread
-(``single_threaded_blas``), restoring the caller's setting afterwards: numpy code outside minicnn keeps all its
+(``single_threaded_blas``; the linear layer's products use both cores all the same, through Numba's pool:
+``blas.py``), restoring the caller's setting afterwards: numpy code outside minicnn keeps all its
 threads. Where OpenBLAS's thread count cannot be set (another BLAS, another platform), it falls back to the
 workqueue layer, which cannot fight anyone. Set ``NUMBA_THREADING_LAYER`` yourself to override the choice.
 """
