@@ -27,6 +27,24 @@ def test_gradcheck_conv2d(x_shape, w_spec, stride, padding, rng):
     w = t64(rng.standard_normal((C_out, x_shape[1], KH, KW)))
     b = t64(rng.standard_normal(C_out))
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding), x, w, b)
+    gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding), x, w, b)
+
+
+@pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
+def test_conv2d_relu_is_relu_after_conv2d_to_the_bit(x_shape, w_spec, stride, padding, rng):
+    """The fused op stores max(y, 0) of the very sums conv2d stores, and its gradients are ReLU's then conv's."""
+    C_out, KH, KW = w_spec
+    arrays = (rng.standard_normal(x_shape), rng.standard_normal((C_out, x_shape[1], KH, KW)), rng.standard_normal(C_out))
+    results = []
+    for op in (lambda x, w, b: F.relu(F.conv2d(x, w, b, stride, padding)),
+               lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding)):
+        x, w, b = (mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
+        y = op(x, w, b)
+        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        results.append([y.numpy(), x.grad, w.grad, b.grad])
+    assert np.mean(results[0][0] == 0) > 0.2                                 # the ReLU did cut
+    for name, a, b in zip(["y", "dx", "dw", "db"], *results):
+        assert_close(b, a, rtol=0, atol=0, name=name)
 
 
 POOL_GEOMETRY = [

@@ -60,6 +60,9 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
     y = K_conv.conv2d_forward(x, w, b, *args)
     assert y.dtype == dtype and y.flags.c_contiguous
     assert_close(y, R_conv.conv2d_forward(x, w, b, *args), **tol, name="conv2d_forward")
+    y_relu = K_conv.conv2d_forward(x, w, b, *args, relu=True)
+    assert_close(y_relu, R_conv.conv2d_forward(x, w, b, *args, relu=True), **tol, name="conv2d_forward relu")
+    assert_close(y_relu, np.maximum(y, 0), rtol=0, atol=0, name="fused ReLU = ReLU after")   # the same sums
 
     g = rng.standard_normal(y.shape).astype(dtype)
     H, W, KH, KW = x_shape[2], x_shape[3], w_shape[2], w_shape[3]
@@ -70,6 +73,8 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
 
     y_kept, kept = K_conv.conv2d_forward_keep(x, w, b, *args)
     assert_close(y_kept, y, rtol=0, atol=0, name="conv2d_forward_keep y")
+    assert_close(K_conv.conv2d_forward_keep(x, w, b, *args, relu=True)[0], y_relu, rtol=0, atol=0,
+                 name="conv2d_forward_keep relu")
     assert_close(K_conv.conv2d_backward_weight_kept(g, kept, x_shape, KH, KW, *S, *P),
                  R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight_kept")
     cols = K_conv.im2col(x, KH, KW, *args)
@@ -99,15 +104,16 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         initial = rng.standard_normal(M).astype(dtype)
         target_window = rng.integers(0, L - Q + 1, M).astype(np.uint64)         # overlapping rows add up
         out, expected = source.copy(), source.copy()
-        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, True)
-        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, True)
+        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, K_mm.ADD)
+        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, K_mm.ADD)
         assert_close(out, expected, **tol, name="matmul_scatter_add (accumulate)")
         target_window = (np.arange(M) * (Q + 2) + 1).astype(np.uint64)           # storing: rows apart, gaps kept
-        out = rng.standard_normal((B, M * (Q + 2) + 1)).astype(dtype)
-        expected = out.copy()
-        K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, False)
-        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, False)
-        assert_close(out, expected, **tol, name="matmul_scatter_add (store)")
+        for mode in (K_mm.STORE, K_mm.STORE_RELU):
+            out = rng.standard_normal((B, M * (Q + 2) + 1)).astype(dtype)
+            expected = out.copy()
+            K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, mode)
+            R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, mode)
+            assert_close(out, expected, **tol, name=f"matmul_scatter_add (mode {mode})")
 
 
 @pytest.mark.skipif(not K_blas.AVAILABLE, reason="numpy's BLAS is not the OpenBLAS minicnn calls from its kernels")

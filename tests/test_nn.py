@@ -99,6 +99,32 @@ def test_train_eval_and_dropout():
     assert repr(model[1]) == "Dropout(p=0.5)"
 
 
+def test_sequential_fuses_conv_and_relu_to_the_same_numbers(rng):
+    """Conv2d then ReLU runs as one fused op inside Sequential; output and gradients equal the layers one by one.
+    A subclass of Conv2d (which may compute something else) and a Conv2d not followed by ReLU are left alone."""
+    class Doubled(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), Doubled(4, 4, 3), nn.ReLU(),
+                          nn.Conv2d(4, 2, 1), nn.Flatten())
+    assert model[0].fused_with(model[1]) is not None
+    assert model[2].fused_with(model[3]) is None and model[4].fused_with(model[5]) is None
+    x = rng.standard_normal((3, 1, 13, 13)).astype(np.float32)
+    fused = model(mc.Tensor(x))
+    fused.sum().backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    h = mc.Tensor(x)
+    for layer in model:
+        h = layer(h)
+    h.sum().backward()
+    np.testing.assert_array_equal(fused.numpy(), h.numpy())
+    for got, expected in zip(grads, (p.grad for p in model.parameters())):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_frozen_parameters_get_no_gradient():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     model[0].requires_grad_(False)

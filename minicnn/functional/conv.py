@@ -14,39 +14,50 @@ Memory: when the weight gradient will be wanted, the forward keeps what it needs
 (``kernels/conv.py``), about KW / S times the input, where the im2col columns would be KH·KW / S² times.
 Otherwise (evaluation, ``no_grad``, frozen weights) it keeps nothing: each thread works on a block of images
 at a time in scratch buffers.
+
+``conv2d_relu`` is ``relu(conv2d(...))`` in one pass: the ReLU is applied as the product stores each output,
+so the convolution's output is written once and never read again by a separate ReLU (``nn.Sequential`` uses
+it for every ``Conv2d`` followed by a ``ReLU``). The numbers are the same as the two ops'. Its backward
+masks the gradient where the output is 0, as ReLU's does, then goes on as the convolution's. For the strided
+pyramid's first layer at batch 1000 the ReLU over its (1000, 6, 14, 14) output cost 0.18 ms of 1.4 ms.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..kernels import conv as kernels
+from ..kernels.activation import relu_backward
 from ..kernels.shapes import check_same_dtype, conv2d_geometry
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "conv2d_relu"]
 
 class Conv2d(Function):
     """Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) or None.
-    Settings: stride, padding, out_size, each a checked (height, width) pair. Output: (N, C_out, OH, OW)."""
+    Settings: stride, padding, out_size, each a checked (height, width) pair; relu (the output through max(·, 0)).
+    Output: (N, C_out, OH, OW)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, *, stride, padding, out_size):
+    def forward(ctx, x, weight, bias, *, stride, padding, out_size, relu=False):
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
         b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
-        ctx.stride, ctx.padding, ctx.in_size = stride, padding, x.shape[2:]
+        ctx.stride, ctx.padding, ctx.in_size, ctx.relu = stride, padding, x.shape[2:], relu
+        kept = None
         if ctx.needs_input_grad[1]:
             # The weight gradient is Σ_n g[n] @ cols[n]ᵀ: keep what it needs of x rather than rebuild it.
-            y, kept = kernels.conv2d_forward_keep(x, weight, b, *stride, *padding, *out_size)
-            ctx.save_for_backward(kept, weight)
+            y, kept = kernels.conv2d_forward_keep(x, weight, b, *stride, *padding, *out_size, relu=relu)
             ctx.x_shape = x.shape
-            return y
-        ctx.save_for_backward(None, weight)
-        return kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size)
+        else:
+            y = kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size, relu=relu)
+        ctx.save_for_backward(kept, weight, y if relu else None)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        kept, weight = ctx.saved
+        kept, weight, y = ctx.saved
         grad = np.ascontiguousarray(grad)
+        if ctx.relu:
+            grad = relu_backward(grad, y)                # through the ReLU first: zero where it cut
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = (kernels.conv2d_backward_input(grad, weight, *ctx.in_size, *ctx.stride, *ctx.padding)
                   if need_x else None)
@@ -73,12 +84,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
     >>> F.conv2d(mc.Tensor(np.ones((1, 1, 28, 28))), mc.Tensor(np.ones((6, 1, 5, 5))), padding=2).shape
     (1, 6, 28, 28)
     """
+    return _conv2d("conv2d", x, weight, bias, stride, padding, relu=False)
+
+
+def conv2d_relu(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+    """``relu(conv2d(x, weight, bias, stride, padding))`` in one pass (see the module docstring); same arguments
+    and result as that."""
+    return _conv2d("conv2d_relu", x, weight, bias, stride, padding, relu=True)
+
+
+def _conv2d(name, x, weight, bias, stride, padding, relu):
     x, weight = as_tensor(x), as_tensor(weight)
     stride, padding, out_size = conv2d_geometry(x.shape, weight.shape, stride, padding)
     if bias is not None:
         bias = as_tensor(bias)
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"conv2d: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
-    check_same_dtype("conv2d", input=x, weight=weight, bias=bias)
-    return run_batched("conv2d", lambda xb: Conv2d.apply(xb, weight, bias, stride=stride, padding=padding,
-                                                         out_size=out_size), x)
+            raise ValueError(f"{name}: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    check_same_dtype(name, input=x, weight=weight, bias=bias)
+    return run_batched(name, lambda xb: Conv2d.apply(xb, weight, bias, stride=stride, padding=padding,
+                                                     out_size=out_size, relu=relu), x)

@@ -56,7 +56,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from . import kernel, parallel_sum_kernel, sum_kernel
-from .matmul import matmul_nt_add, matmul_scatter_add
+from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 
 #: A block holds at least this many images' columns (images × OH·OW), so that the products' rows are long.
 MIN_COLUMNS = 256
@@ -292,22 +292,24 @@ def _sources(x, sources, padded, lanes, geometry, B):
 
 
 @parallel_sum_kernel
-def _forward(x, filters, bias, y, kept, keep, scratch, out_block, padded, lanes, window, row_window, geometry, B):
-    """y = conv(x) + bias, block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
+def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, padded, lanes, window, row_window, geometry,
+             B):
+    """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
     then bias + W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this
-    time: one product loop compiled for both), and for blocks of several images their outputs moved from
+    time, through max(·, 0) when ``relu``: one product loop compiled for all), and for blocks of several images their outputs moved from
     out_block[t] to y."""
     N, C_out = y.shape[0], y.shape[1]
     Q = y.shape[2] * y.shape[3]
     y2 = y.reshape(N, C_out * Q)
     NB, T = -(-N // B), padded.shape[0]
+    mode = STORE_RELU if relu else STORE
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k:k + 1] if keep else scratch[t:t + 1]
             _spread_block(_block_images(x, n0, n1, padded[t], B, geometry), source[0], lanes, B, geometry)
             target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
-            matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, False)
+            matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
             if B > 1:
                 _block_to_outputs(out_block[t], y, n0, n1, B)
 
@@ -341,7 +343,7 @@ def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, pa
             g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
             target = spread_grad[t:t + 1]
             _zero(target)
-            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, True)
+            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
             _fold_block(spread_grad[t], padded[t], lanes, B, geometry)
             _crop_images(padded[t], n0, n1, grad_x, geometry)
 
@@ -366,23 +368,23 @@ def _row_window(C_out, plan):
     return np.arange(C_out, dtype=np.uint64) * np.uint64(plan.block_columns)
 
 
-def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """y = conv2d(x, weight) + bias.
+def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu=False):
+    """y = conv2d(x, weight) + bias, or max(that, 0) when ``relu`` (the ReLU applied as each output is stored).
 
     Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) (zeros for "no bias"), all
     C-contiguous and of one dtype; stride, padding and output size already checked by
     ``shapes.conv2d_geometry``. Returns: y (N, C_out, OH, OW).
     """
-    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep=False)[0]
+    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu, keep=False)[0]
 
 
-def conv2d_forward_keep(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+def conv2d_forward_keep(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu=False):
     """``conv2d_forward`` that also returns what the weight gradient needs of x, ``kept`` (blocks, size): each
     block's spread (see ``Plan``). Keeping it costs no time: the forward writes it anyway."""
-    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep=True)
+    return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu, keep=True)
 
 
-def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, keep):
+def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu, keep):
     N = x.shape[0]
     C_out, _, KH, KW = weight.shape
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
@@ -390,7 +392,7 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     kept = np.empty((plan.blocks(N) if keep else 0, plan.block_size), dtype=x.dtype)
     scratch = plan.scratch(plan.block_size, x.dtype, wanted=not keep)
     out_block = plan.scratch(C_out * plan.block_columns, x.dtype, wanted=plan.images_per_block > 1)
-    _forward(x, weight.reshape(C_out, -1), bias, y, kept, keep, scratch, out_block,
+    _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch, out_block,
              plan.scratch(plan.padded_size, x.dtype), plan.lanes, plan.window, _row_window(C_out, plan), plan.geometry,
              plan.images_per_block)
     return y, kept

@@ -25,14 +25,18 @@ import numpy as np
 
 from . import sum_kernel
 
+#: What ``matmul_scatter_add`` does with each row it has computed.
+ADD, STORE, STORE_RELU = 0, 1, 2
+
 
 @sum_kernel
-def matmul_scatter_add(a, source, window, target, target_window, Q, initial, accumulate):
+def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mode):
     """target[n, target_window[i] + q] (+)= initial[i] + Σ_k a[i, k] · source[n, window[k] + q] for q < Q, row i
-    after row i − 1: added to what the target holds when ``accumulate``, else stored over it.
+    after row i − 1: added to what the target holds (``mode`` ADD), stored over it (STORE), or stored through a
+    ReLU, max(·, 0) (STORE_RELU: a convolution and the ReLU after it in one pass, ``functional/conv.py``).
 
     Row i of a @ b[n] is added where ``target_window`` says; rows that overlap add up. The convolution's input
-    gradient adds each column row straight into the spread gradient (``initial`` zeros, ``accumulate``), without
+    gradient adds each column row straight into the spread gradient (``initial`` zeros, ADD), without
     writing the (R, Q) columns first and adding them in a second pass (11.2 → 8.9 µs per image of LeNet's second
     layer, whose 60 KB of columns did not fit in the core's 48 KB first-level cache); its forward stores
     bias + W @ cols (``initial`` = the bias). The bias starts the sums: writing bias rows first and adding the
@@ -86,12 +90,16 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, acc
             start = target_window[i0 + di]
             for n in range(B):
                 row = target[n]
-                if accumulate:
+                if mode == ADD:
                     for q in range(Qu):
                         row[start + q] += acc[di, n, q]
-                else:
+                elif mode == STORE:
                     for q in range(Qu):
                         row[start + q] = acc[di, n, q]
+                else:
+                    for q in range(Qu):
+                        v = acc[di, n, q]
+                        row[start + q] = 0 if v <= 0 else v              # as kernels/activation.py: NaN stays
 
 
 @sum_kernel

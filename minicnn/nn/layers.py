@@ -37,6 +37,13 @@ class Conv2d(Module):
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
+    def fused_with(self, following):
+        """``following(self(x))`` in one pass when ``following`` is a ReLU (``F.conv2d_relu``), else None.
+        Subclasses, which may compute something else, are not fused."""
+        if type(self) is Conv2d and type(following) is ReLU:
+            return lambda x: F.conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
+        return None
+
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):

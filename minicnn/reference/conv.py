@@ -12,8 +12,9 @@ def pad2d(x, pad_h, pad_w):
     return np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
 
 
-def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) → y (N, C_out, OH, OW)."""
+def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu=False):
+    """x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) → y (N, C_out, OH, OW); max(y, 0) when
+    ``relu`` (NaN stays NaN, as in ``reference/activation.py``)."""
     N = x.shape[0]
     C_out, _, KH, KW = weight.shape
     xp = pad2d(x, pad_h, pad_w)
@@ -25,7 +26,7 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
                     top, left = oh * stride_h, ow * stride_w
                     window = xp[n, :, top:top + KH, left:left + KW]        # (C_in, KH, KW)
                     y[n, co, oh, ow] = np.sum(window * weight[co]) + bias[co]
-    return y
+    return np.where(y <= 0, 0, y).astype(y.dtype) if relu else y
 
 
 def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad_w):

@@ -1,18 +1,23 @@
 """The small products of ``minicnn/kernels/matmul.py`` as their definitions read: one entry at a time."""
 import numpy as np
 
+from ..kernels.matmul import ADD, STORE, STORE_RELU  # noqa: F401  (the same three modes)
 
-def matmul_scatter_add(a, source, window, target, target_window, Q, initial, accumulate):
+
+def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mode):
     """target[n, target_window[i]:][:Q] (+)= initial[i] + row i of a @ b[n], where row k of b[n] starts at
-    source[n, window[k]]: added when ``accumulate``, else stored; one row at a time."""
+    source[n, window[k]]: added (mode ADD), stored (STORE) or stored as max(·, 0) (STORE_RELU); one row at a time."""
     for n in range(source.shape[0]):
         for i in range(a.shape[0]):
-            row = [initial[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1])) for q in range(Q)]
+            row = np.array([initial[i] + sum(a[i, k] * source[n, int(window[k]) + q] for k in range(a.shape[1]))
+                            for q in range(Q)], dtype=target.dtype)
             start = int(target_window[i])
-            if accumulate:
+            if mode == ADD:
                 target[n, start:start + Q] += row
-            else:
+            elif mode == STORE:
                 target[n, start:start + Q] = row
+            else:
+                target[n, start:start + Q] = np.where(row <= 0, 0, row)
 
 
 def matmul_nt_add(a, source, window, out):
