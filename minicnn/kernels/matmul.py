@@ -3,9 +3,9 @@
 Twin: ``minicnn/reference/matmul.py``. The products read the rows of their second operand from a flat
 ``source`` at offsets ``window``: row k of image n's matrix b[n] is ``source[n, window[k]:][:Q]``. For a plain
 (K, Q) matrix that is window[k] = k·Q; the convolution passes overlapping windows into a spread block of
-images (see ``kernels/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] added at offsets
-of a target: the convolution's forward, onto bias rows, and its input gradient, into a spread gradient) and
-``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight gradient).
+images (see ``kernels/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] stored or added at
+offsets of a target: the convolution's forward, the bias first, and its input gradient, added into a spread
+gradient) and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight gradient).
 
 ``window`` is unsigned (uint64), and so is the loop counter q: Numba tests a signed index for being negative
 (Python's wrap-around), which for ``src[s0 + q]`` it cannot rule out, and the test stops LLVM from
