@@ -135,6 +135,17 @@ def test_threaded_gemm_equals_reference(dtype, trans_a, trans_b, rng):
             assert_close(got, expected, **tol, name=f"gemm {M}x{K}x{N} on {threads} threads")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_without_the_threaded_blas_falls_back_to_numpy(dtype, rng, monkeypatch):
+    """Another BLAS (AVAILABLE False): the same results through numpy's ``@``, bias included."""
+    monkeypatch.setattr(K_blas, "AVAILABLE", False)
+    a, b = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
+    bias = rng.standard_normal(3).astype(dtype)
+    got = K_blas.gemm(a, b, trans_b=True, bias=bias)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    assert_close(got, R_blas.gemm(a, b, False, True, bias), rtol=1e-5, atol=1e-5, name="gemm fallback")
+
+
 def test_gemm_rejects_mismatched_inner_dimensions(rng):
     with pytest.raises(ValueError, match="inner dimensions"):
         K_blas.gemm(np.zeros((3, 4), np.float32), np.zeros((5, 2), np.float32))
