@@ -52,7 +52,7 @@ and stores its rows, through a ReLU when one follows (forward at batch 64: 0.23 
 0.086 → 0.076 ms). What the forward keeps for the weight gradient is the spread of each block (``kept``).
 
 Where the time goes now, for the strided pyramid's second layer at batch 1000 (1.2 ms forward): the product
-0.69 ms (87 GFLOP/s per core, the peak of LLVM's 8-wide vectors on this machine), the spread 0.28 ms. The
+0.69 ms (87 GFLOP/s per core; ``matmul.py`` says what limits it), the spread 0.28 ms. The
 spread's loop through ``lanes`` runs one number at a time (LLVM emits no vector gathers for this CPU):
 about 1.4 numbers per cycle. Its copies as nested loops over (j, ow) were slower still (rows of 5 numbers).
 """
