@@ -20,8 +20,8 @@ images, with the operands in the core's cache, at 70–87 GFLOP/s per core on th
 a multiple of 8 numbers: LLVM's 8-wide vectors, no scalar remainder). What limits them is the sums' buffer:
 for every 16 multiply-adds (four rows of b into four rows of sums) they load and store four vectors of sums.
 A BLAS kernel keeps a tile of sums in registers for the whole of K (OpenBLAS: 152 GFLOP/s on one core of
-this machine, 2048 × 2048); a Numba loop has no way to ask for that, and LLVM's 512-bit vectors in these
-loops (an LLVM function attribute, tried) gave no speed-up. The linear layer, whose products are
+this machine, 2048 × 2048); written as a block of scalar sums in Numba, LLVM no longer vectorised the loop
+(5× slower), and LLVM's 512-bit vectors in these loops (an LLVM function attribute, tried) gave no speed-up. The linear layer, whose products are
 plain matrices, uses OpenBLAS, one band of rows per thread (``blas.py``): these loops on two threads only
 matched one-thread OpenBLAS there, and cost 1.3 s of compile.
 """
