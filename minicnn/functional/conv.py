@@ -32,6 +32,7 @@ from ._batch import run_batched
 
 __all__ = ["conv2d", "conv2d_relu"]
 
+
 class Conv2d(Function):
     """Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) or None.
     Settings: stride, padding, out_size, each a checked (height, width) pair; relu (the output through max(·, 0)).

@@ -1,7 +1,8 @@
 """Matrix products: ``matmul`` (the ``@`` operator) and ``linear`` (a fully connected layer). BLAS does the work.
 ``matmul`` calls numpy's ``@`` with OpenBLAS on one thread (``kernels/threads.py``: a second OpenBLAS thread
 would fight Numba's pool). ``linear`` cuts its products into one band of rows per Numba thread, each thread
-calling OpenBLAS on its band (``kernels/blas.py``): Linear(400, 120) at batch 1000 went from 0.72 to 0.38 ms.
+calling OpenBLAS on its band (``kernels/blas.py``): Linear(400, 120) at batch 1000 went from 0.72 to 0.40 ms
+(bias included; PyTorch 0.36).
 Numba's own products of ``kernels/matmul.py`` on two threads were tried first and only matched one-thread
 OpenBLAS (Linear(400, 120) at batch 256: 0.21 ms either way), for 1.3 s more compile time at start-up.
 
