@@ -46,14 +46,18 @@ Wp/OW times the outputs needed (1.14x for LeNet's first layer, 1.4x for its seco
 
 Version 5 made the second layers' products faster (rows of 200 and 400 numbers instead of 100 and 250) and
 the strided spread 4x cheaper than the gather it replaced, but LeNet's first layer lost 0.04 and 0.05 ms:
-its blocks were already one image of 784 columns, and reading through ``lanes`` with padding costs a copy
-more than version 4's row-by-row spread. Since then the forward's product starts its sums from the bias
-and stores its rows, through a ReLU when one follows (forward at batch 64: 0.23 → 0.18, 0.30 → 0.25 and
-0.086 → 0.076 ms). What the forward keeps for the weight gradient is the spread of each block (``kept``).
+its blocks were already one image of 784 columns, and reading through a table of lanes from padded copies
+of the images cost a copy more than version 4's row-by-row spread. Since then the forward's product starts
+its sums from the bias and stores its rows, through a ReLU when one follows (forward at batch 64: 0.23 →
+0.18, 0.30 → 0.25 and 0.086 → 0.076 ms), and the spread reads x itself, its table ``reads`` clipping the
+lanes that fall on the padding, which are then zeroed; the fold drops them the same way (no padded copies
+in or out: the strided first layer's forward at batch 1000 1.17 → 1.10 ms, input gradients at batch 64 and
+256 4–18% faster, the same numbers to the bit). What the forward keeps for the weight gradient is the
+spread of each block (``kept``).
 
 Where the time goes now, for the strided pyramid's second layer at batch 1000 (1.2 ms forward): the product
 0.69 ms (87 GFLOP/s per core; ``matmul.py`` says what limits it), the spread 0.28 ms. The
-spread's loop through ``lanes`` runs one number at a time (LLVM emits no vector gathers for this CPU):
+spread's loop through ``reads`` runs one number at a time (LLVM emits no vector gathers for this CPU):
 about 1.4 numbers per cycle. Its copies as nested loops over (j, ow) were slower still (rows of 5 numbers).
 """
 import functools
@@ -101,6 +105,24 @@ def _windows(C_in, KH, KW, stride_h, HH, row_length):
     return ((((ci * KW + kw) * stride_h + kh % stride_h) * HH + kh // stride_h) * row_length).ravel().astype(np.uint64)
 
 
+def _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w):
+    """Where the lanes of a spread row read x: reads[kw, j·OW + ow] = j·C_in·H·W + w, w = S_w·ow + kw − P_w
+    clipped to 0..W − 1, counted from the start of that row in the block's first image. A lane whose w falls
+    on the padding reads a number that is there, and the kernels then put a zero in its place: padding[kw]
+    lists those lanes (padding[kw, :padded[kw]], a few per image). Without padding the lists are empty.
+
+    Only the horizontal padding needs tables: a spread row that falls on a padding row is all zeros."""
+    w = stride_w * np.arange(out_w)[None, None, :] + np.arange(KW)[:, None, None] - pad_w        # (KW, 1, OW)
+    image = (np.arange(B) * (C_in * H * W))[None, :, None]                                       # (1, B, 1)
+    reads = (image + np.clip(w, 0, W - 1)).reshape(KW, B * out_w).astype(np.uint64)
+    off_x = np.broadcast_to((w < 0) | (w >= W), (KW, B, out_w)).reshape(KW, B * out_w)
+    padded = off_x.sum(axis=1)
+    padding = np.zeros((KW, max(1, padded.max())), dtype=np.uint64)
+    for kw in range(KW):
+        padding[kw, :padded[kw]] = np.flatnonzero(off_x[kw])
+    return reads, padding, padded.astype(np.int64)
+
+
 class Plan:
     """What the kernels need to know about one convolution's geometry, computed in Python once per geometry
     and thread count (``_plan`` keeps them).
@@ -109,7 +131,7 @@ class Plan:
     unused places are zeros). A block's columns form one (R, B·Q) matrix, R = C_in·KH·KW, Q = OH·OW, column
     (oh·B + j)·OW + ow for image j's output (oh, ow); its row r is the contiguous run of ``block_columns``
     numbers that starts at ``window[r]`` in the block's spread (``_spread_block``, ``block_size`` numbers),
-    which is read from the block's padded images (``padded_size`` numbers) through ``lanes``.
+    which is read straight from x through the table ``reads`` (no padded copy of the images is made).
 
     ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW).
     """
@@ -121,9 +143,7 @@ class Plan:
         self.block_columns = B * out_h * out_w
         self.window = _windows(C_in, KH, KW, stride_h, HH, B * out_w)
         self.block_size = C_in * KW * stride_h * HH * B * out_w
-        Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-        self.padded_size = B * C_in * Hp * Wp
-        self.lanes = (np.arange(B)[:, None] * (C_in * Hp * Wp) + stride_w * np.arange(out_w)).ravel().astype(np.uint64)
+        self.reads, self.padding, self.padded = _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w)
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
         self.threads = get_num_threads()
 
@@ -141,94 +161,71 @@ class Plan:
 # wrap-around), and that test keeps LLVM from vectorising a loop (in a scatter loop it made it 3x slower).
 
 @sum_kernel
-def _block_images(x, n0, n1, padded, B, geometry):
-    """The block's B images as one flat array of padded images (B, C_in, Hp, Wp). Without padding and with B
-    images left that is x's own memory, read in place (copying it first cost 0.24 ms of the strided pyramid's
-    second layer at batch 1000, 1.4 ms); otherwise ``padded``, filled here: P zeros around each plane, zeros in
-    the unused places of a last, partial block."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
-    if pad_h == 0 and pad_w == 0 and n1 - n0 == B:
-        return x.reshape(x.shape[0], C_in * H * W)[n0:n1].ravel()
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    for i in range(padded.size):
-        padded[i] = 0
-    for j in range(n1 - n0):
-        plane = x[n0 + j].ravel()
-        for ci in range(C_in):
-            for ih in range(H):
-                src, dst = np.uint64((ci * H + ih) * W), np.uint64(((j * C_in + ci) * Hp + ih + pad_h) * Wp + pad_w)
-                for c in range(np.uint64(W)):
-                    padded[dst + c] = plane[src + c]
-    return padded
-
-
-@sum_kernel
-def _crop_images(padded, n0, n1, x, geometry):
-    """x[n0 + j] = the inside of padded image j (what fell on the padding is dropped)."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
-    for j in range(n1 - n0):
-        plane = x[n0 + j].ravel()
-        for ci in range(C_in):
-            for ih in range(H):
-                src, dst = np.uint64(((j * C_in + ci) * Hp + ih + pad_h) * Wp + pad_w), np.uint64((ci * H + ih) * W)
-                for c in range(np.uint64(W)):
-                    plane[dst + c] = padded[src + c]
-
-
-@sum_kernel
-def _spread_block(images, block, lanes, B, geometry):
-    """block[ci, kw, ph, hh, j, ow] = images[j, ci, S_h·hh + ph, S_w·ow + kw] for the B padded images (see
-    ``_block_images``), ph < S_h, hh < HH = (KH − 1) // S_h + OH, j < B, ow < OW; zero on rows past Hp.
+def _spread_block(x, n0, n1, block, reads, padding, padded, B, geometry):
+    """block[ci, kw, ph, hh, j, ow] = xp[n0 + j, ci, S_h·hh + ph, S_w·ow + kw] for the block's images n0 to n1,
+    ph < S_h, hh < HH = (KH − 1) // S_h + OH, j < B, ow < OW: xp is x with its P zeros around each plane, and
+    zeros stand for rows past the padded input and for the places of a last, partial block's missing images.
 
     Why this layout: the input under tap (ci, kh, kw) of output (oh, ow) is xp[ci, S_h·oh + kh, S_w·ow + kw]
     = block[ci, kw, kh % S_h, kh // S_h + oh, j, ow]. For fixed (ci, kh, kw) and growing (oh, j, ow) that is
     one contiguous run: row r of the block's (R, B·OH·OW) column matrix, which the products read in place.
 
-    Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers read through the table ``lanes[j·OW + ow] =
-    j·C_in·Hp·Wp + S_w·ow`` (the vector gathers of AVX2/AVX-512 do it several at a time). Per row of the block,
-    not of each image: copying row by row (rows of OW = 5 numbers, each with its own bounds) took 2.6 µs per
-    image of the strided pyramid's second layer, the table 0.6 µs.
+    Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers read from x through the table ``reads[kw]``
+    (``Plan``), which knows where the padding is, so no padded copy of the images is made (copying them into
+    padded planes first took 0.18 of the strided first layer's 2.1 ms on one core at batch 1000). Per row of the
+    block, not of each image: copying row by row (rows of OW = 5 numbers, each with its own bounds) took 2.6 µs
+    per image of the strided pyramid's second layer, the table 0.6 µs.
     """
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
     HH = phase_rows(KH, stride_h, out_h)
-    run = np.uint64(B * out_w)
+    flat = x.ravel()
+    first = n0 * C_in * H * W
+    run, used = np.uint64(B * out_w), np.uint64((n1 - n0) * out_w)
     for ci in range(C_in):
         for kw in range(KW):
+            lanes = reads[kw]
             for ph in range(stride_h):
                 for hh in range(HH):
-                    h = stride_h * hh + ph
+                    h = stride_h * hh + ph - pad_h
                     dst = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
-                    if h < Hp:
-                        src = np.uint64((ci * Hp + h) * Wp + kw)
-                        for i in range(run):
-                            block[dst + i] = images[src + lanes[i]]
+                    if 0 <= h < H:
+                        src = np.uint64(first + (ci * H + h) * W)
+                        for i in range(used):
+                            block[dst + i] = flat[src + lanes[i]]
+                        for m in range(padded[kw]):                 # the lanes that read in place of padding
+                            block[dst + padding[kw, m]] = 0
+                        for i in range(used, run):
+                            block[dst + i] = 0
                     else:
                         for i in range(run):
                             block[dst + i] = 0
 
 
 @sum_kernel
-def _fold_block(block, images, lanes, B, geometry):
-    """The adjoint of ``_spread_block``: images (B padded images, zeroed here) = for each number, the sum of
-    the block entries that copied it."""
+def _fold_block(block, grad_x, n0, n1, reads, padding, padded, B, geometry):
+    """The adjoint of ``_spread_block``: grad_x[n0:n1] (zeroed here) = for each number of x, the sum of the
+    block entries that copied it; entries that stand for padding (zeroed in ``block`` first, then added as
+    zeros) or for missing images are dropped."""
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
-    Hp, Wp = H + 2 * pad_h, W + 2 * pad_w
     HH = phase_rows(KH, stride_h, out_h)
-    run = np.uint64(B * out_w)
-    for i in range(images.size):
-        images[i] = 0
+    flat = grad_x.ravel()
+    first = n0 * C_in * H * W
+    used = np.uint64((n1 - n0) * out_w)
+    for i in range(np.uint64(first), np.uint64(n1 * C_in * H * W)):
+        flat[i] = 0
     for ci in range(C_in):
         for kw in range(KW):
+            lanes = reads[kw]
             for ph in range(stride_h):
                 for hh in range(HH):
-                    h = stride_h * hh + ph
-                    if h < Hp:
+                    h = stride_h * hh + ph - pad_h
+                    if 0 <= h < H:
                         src = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
-                        dst = np.uint64((ci * Hp + h) * Wp + kw)
-                        for i in range(run):
-                            images[dst + lanes[i]] += block[src + i]
+                        dst = np.uint64(first + (ci * H + h) * W)
+                        for m in range(padded[kw]):                 # what was read in place of padding: dropped
+                            block[src + padding[kw, m]] = 0
+                        for i in range(used):
+                            flat[dst + lanes[i]] += block[src + i]
 
 
 @sum_kernel
@@ -288,17 +285,16 @@ def _zero(block):
 # are the image's own output order, so the products read and write the caller's arrays directly.
 
 @parallel_sum_kernel
-def _sources(x, sources, padded, lanes, geometry, B):
-    """sources[k] = the spread of block k (B images), for all blocks."""
-    N, NB, T = x.shape[0], sources.shape[0], padded.shape[0]
+def _sources(x, sources, reads, padding, padded, geometry, B, T):
+    """sources[k] = the spread of block k (B images), for all blocks, in T shares."""
+    N, NB = x.shape[0], sources.shape[0]
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
-            n0, n1 = k * B, min(k * B + B, N)
-            _spread_block(_block_images(x, n0, n1, padded[t], B, geometry), sources[k], lanes, B, geometry)
+            _spread_block(x, k * B, min(k * B + B, N), sources[k], reads, padding, padded, B, geometry)
 
 
 @parallel_sum_kernel
-def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, padded, lanes, window, row_window, geometry,
+def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, reads, padding, padded, window, row_window, geometry,
              B):
     """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
     then bias + W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this
@@ -307,13 +303,13 @@ def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, padded, 
     N, C_out = y.shape[0], y.shape[1]
     Q = y.shape[2] * y.shape[3]
     y2 = y.reshape(N, C_out * Q)
-    NB, T = -(-N // B), padded.shape[0]
+    NB, T = -(-N // B), out_block.shape[0]
     mode = STORE_RELU if relu else STORE
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k:k + 1] if keep else scratch[t:t + 1]
-            _spread_block(_block_images(x, n0, n1, padded[t], B, geometry), source[0], lanes, B, geometry)
+            _spread_block(x, n0, n1, source[0], reads, padding, padded, B, geometry)
             target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
             matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
             if B > 1:
@@ -335,11 +331,11 @@ def _backward_weight(grad_out, kept, partial, g_block, window, B):
 
 
 @parallel_sum_kernel
-def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, padded, lanes, window, row_window,
+def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, reads, padding, padded, window, row_window,
                     geometry, B):
     """grad_x = the adjoint of the forward, block by block: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out))
     added straight into a zeroed spread gradient where the forward read them (``matmul_scatter_add``), then
-    folded onto a padded gradient (``_fold_block``) and cropped onto the images."""
+    folded onto the images' gradient (``_fold_block``)."""
     N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
     T, NB = spread_grad.shape[0], -(-N // B)
@@ -350,8 +346,7 @@ def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, pa
             target = spread_grad[t:t + 1]
             _zero(target)
             matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
-            _fold_block(spread_grad[t], padded[t], lanes, B, geometry)
-            _crop_images(padded[t], n0, n1, grad_x, geometry)
+            _fold_block(spread_grad[t], grad_x, n0, n1, reads, padding, padded, B, geometry)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -399,7 +394,7 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     scratch = plan.scratch(plan.block_size, x.dtype, wanted=not keep)
     out_block = plan.scratch(C_out * plan.block_columns, x.dtype, wanted=plan.images_per_block > 1)
     _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch, out_block,
-             plan.scratch(plan.padded_size, x.dtype), plan.lanes, plan.window, _row_window(C_out, plan), plan.geometry,
+             plan.reads, plan.padding, plan.padded, plan.window, _row_window(C_out, plan), plan.geometry,
              plan.images_per_block)
     return y, kept
 
@@ -430,7 +425,7 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     out_h, out_w = grad_out.shape[2:]
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
-    _sources(x, kept, plan.scratch(plan.padded_size, x.dtype), plan.lanes, plan.geometry, plan.images_per_block)
+    _sources(x, kept, plan.reads, plan.padding, plan.padded, plan.geometry, plan.images_per_block, plan.threads)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -448,8 +443,8 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     row_window = _row_window(C_out, plan)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
     _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x, plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
-                    plan.scratch(plan.block_size, grad_out.dtype), plan.scratch(plan.padded_size, grad_out.dtype),
-                    plan.lanes, plan.window, row_window, plan.geometry, B)
+                    plan.scratch(plan.block_size, grad_out.dtype), plan.reads, plan.padding, plan.padded, plan.window, row_window,
+                    plan.geometry, B)
     return grad_x
 
 
@@ -461,8 +456,7 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     kernels never form them)."""
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     cols = np.empty((x.shape[0], plan.rows, out_h * out_w), dtype=x.dtype)
-    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.scratch(plan.padded_size, x.dtype), plan.lanes,
-            plan.window, plan.geometry)
+    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.reads, plan.padding, plan.padded, plan.window, plan.geometry)
     return cols
 
 
@@ -472,23 +466,23 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
     plan = _plan((cols.shape[0], C_in, H, W), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     x = np.empty((cols.shape[0], C_in, H, W), dtype=cols.dtype)
     _col2im(np.ascontiguousarray(cols), x, plan.scratch(plan.block_size, cols.dtype),
-            plan.scratch(plan.padded_size, cols.dtype), plan.lanes, plan.window, plan.geometry)
+            plan.reads, plan.padding, plan.padded, plan.window, plan.geometry)
     return x
 
 
 @parallel_sum_kernel
-def _im2col(x, cols, scratch, padded, lanes, window, geometry):
+def _im2col(x, cols, scratch, reads, padding, padded, window, geometry):
     T, N = scratch.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
-            _spread_block(_block_images(x, n, n + 1, padded[t], 1, geometry), scratch[t], lanes, 1, geometry)
+            _spread_block(x, n, n + 1, scratch[t], reads, padding, padded, 1, geometry)
             for r in range(cols.shape[1]):
                 for q in range(cols.shape[2]):
                     cols[n, r, q] = scratch[t, window[r] + q]
 
 
 @parallel_sum_kernel
-def _col2im(cols, x, scratch, padded, lanes, window, geometry):
+def _col2im(cols, x, scratch, reads, padding, padded, window, geometry):
     T, N = scratch.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
@@ -496,5 +490,4 @@ def _col2im(cols, x, scratch, padded, lanes, window, geometry):
             for r in range(cols.shape[1]):
                 for q in range(cols.shape[2]):
                     scratch[t, window[r] + q] += cols[n, r, q]
-            _fold_block(scratch[t], padded[t], lanes, 1, geometry)
-            _crop_images(padded[t], n, n + 1, x, geometry)
+            _fold_block(scratch[t], x, n, n + 1, reads, padding, padded, 1, geometry)
