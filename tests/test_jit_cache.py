@@ -59,17 +59,32 @@ def test_a_read_only_package_folder_falls_back_to_the_user_cache(tmp_path):
     assert second["hits"] >= 1 and second["misses"] == 0
 
 
-def test_a_dependent_kernel_file_is_touched_when_its_dependency_is_newer(tmp_path):
-    """Numba would keep a stale cache of conv.py's kernels after an edit of matmul.py: the edit must make
-    conv.py newer, so that Numba rebuilds it."""
-    import os
-    import time
-    from minicnn.kernels import refresh_dependents
-    dependents = {"matmul.py": ("conv.py",)}
-    for name in ("conv.py", "matmul.py"):
-        (tmp_path / name).write_text("# kernel\n")
-    old = time.time() - 100
-    os.utime(tmp_path / "conv.py", (old, old))                      # matmul.py edited after conv.py
-    assert refresh_dependents(str(tmp_path), dependents) == ["conv.py"]
-    assert os.stat(tmp_path / "conv.py").st_mtime_ns > os.stat(tmp_path / "matmul.py").st_mtime_ns
-    assert refresh_dependents(str(tmp_path), dependents) == []        # now up to date: nothing to do
+PROBE_DEPENDENT = """
+import sys
+from minicnn.kernels import depends_on
+folder = sys.argv[1]
+sys.path.insert(0, folder)
+depends_on(folder + "/outer.py", folder + "/inner.py")
+import outer
+print(outer.twice_inner())
+"""
+
+
+def test_editing_a_kernel_file_rebuilds_the_kernels_that_compiled_it_in(tmp_path):
+    """A cached kernel holds the machine code of every jitted function it calls, and Numba checks it only
+    against its own file: without ``depends_on`` the second run below would still print 2 (checked: it does
+    with the locator left out)."""
+    (tmp_path / "inner.py").write_text("import numba\n@numba.njit(cache=True)\ndef value():\n    return 1\n")
+    (tmp_path / "outer.py").write_text("import numba\nfrom inner import value\n"
+                                       "@numba.njit(cache=True)\ndef twice_inner():\n    return 2 * value()\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+
+    def run_probe():
+        done = subprocess.run([sys.executable, "-c", PROBE_DEPENDENT, str(tmp_path)], env=env,
+                              capture_output=True, text=True, check=True)
+        return int(done.stdout.strip().splitlines()[-1])
+    assert run_probe() == 2
+    assert run_probe() == 2                                       # from the cache
+    (tmp_path / "inner.py").write_text("import numba\n@numba.njit(cache=True)\ndef value():\n    return 5\n")
+    assert run_probe() == 10
+

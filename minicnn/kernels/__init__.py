@@ -17,11 +17,13 @@ for the linear layer) and ``threads.py`` (which thread pool runs what).
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import os
 import sys
 import types
 
 import numba
+from numba.core import caching
 
 from .threads import choose_threading_layer, single_threaded_blas  # noqa: E402,F401
 
@@ -55,35 +57,84 @@ def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 
 if os.environ.get("MINICNN_TUNE_MALLOC", "1") != "0":
     tune_allocator()
 
-#: Kernel files that compile another file's loops into theirs: {dependency: dependents}.
-DEPENDENTS = {"matmul.py": ("conv.py",)}
+#: Numba's cache machinery, whose list of locators decides where and against what a kernel is cached
+#: (``CacheImpl`` since numba 0.61, ``_CacheImpl`` before).
+_CACHE_IMPL = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+
+#: Kernel files whose compiled kernels contain code of other files (calls Numba inlines, LLVM code an intrinsic
+#: writes): {file: the files it depends on}, all in this folder.
+DEPENDENCIES = {"conv.py": ("matmul.py",)}
 
 
-def refresh_dependents(folder=None, dependents=DEPENDENTS) -> list:
-    """Touch every kernel file that is older than a file whose loops it compiles in; returns those touched.
+@functools.lru_cache(maxsize=None)
+def _file_digest(path, mtime_ns, size):
+    """SHA-256 of a file's contents (cached per version of the file, as Numba caches its own stamps)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).digest()
 
-    Numba checks a cached kernel against the file that defines it only, not the files it calls into (numba
-    pull requests 8396 and 9563 would change that; neither is merged). ``conv.py`` inlines ``matmul.py``'s
-    products, so after an edit of ``matmul.py`` its cached machine code would still hold the old products.
-    Touching it makes Numba rebuild its caches. Runs at import (two ``stat`` calls);
-    a read-only install is left alone (nobody edits it).
+
+class DependenciesLocator(caching._CacheLocator):
+    """Numba's disk cache for a kernel file that depends on others: the same place as Numba's own choice, but a
+    stamp that covers the dependencies too, so that editing ``matmul.py`` rebuilds ``conv.py``'s kernels.
+
+    Numba checks a cached kernel against the file that defines it only (since numba 0.68 by its contents;
+    touching the file, what minicnn did before, no longer rebuilt anything), not the files whose code was
+    compiled into it (numba pull requests 8396 and 9563 would change that; neither is merged). Without this,
+    an edited product in ``matmul.py`` kept running its old machine code inside every convolution. Installed
+    first in Numba's list of locators (``install``); it claims only the files registered with
+    ``depends_on`` and hands every other file to Numba's own locators.
     """
-    folder = os.path.dirname(__file__) if folder is None else folder
-    touched = []
-    for dependency, users in dependents.items():
-        try:
-            changed = os.stat(os.path.join(folder, dependency)).st_mtime_ns
-            for user in users:
-                path = os.path.join(folder, user)
-                if os.stat(path).st_mtime_ns <= changed:
-                    os.utime(path)
-                    touched.append(user)
-        except OSError:
-            pass
-    return touched
+
+    #: {absolute path of a kernel file: absolute paths of the files it depends on}.
+    registered = {}
+
+    def __init__(self, inner, dependencies):
+        self._inner, self._dependencies = inner, dependencies
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        dependencies = cls.registered.get(os.path.abspath(py_file))
+        if dependencies is None:
+            return None
+        for base in _CACHE_IMPL._locator_classes:
+            if base is not cls:
+                inner = base.from_function(py_func, py_file)
+                if inner is not None:
+                    return cls(inner, dependencies)
+        return None
+
+    def get_source_stamp(self):
+        digests = []
+        for path in self._dependencies:
+            st = os.stat(path)
+            digests.append(_file_digest(path, st.st_mtime_ns, st.st_size))
+        return self._inner.get_source_stamp(), tuple(digests)
+
+    def ensure_cache_path(self):
+        self._inner.ensure_cache_path()
+
+    def get_cache_path(self):
+        return self._inner.get_cache_path()
+
+    def get_disambiguator(self):
+        return self._inner.get_disambiguator()
 
 
-refresh_dependents()
+def depends_on(path, *dependencies):
+    """Register that the kernels of the file ``path`` contain code of ``dependencies`` (file paths)."""
+    DependenciesLocator.registered[os.path.abspath(path)] = tuple(os.path.abspath(d) for d in dependencies)
+
+
+def install_dependencies_locator():
+    """Put ``DependenciesLocator`` first in Numba's list of cache locators (once), and register ``DEPENDENCIES``."""
+    if DependenciesLocator not in _CACHE_IMPL._locator_classes:
+        _CACHE_IMPL._locator_classes.insert(0, DependenciesLocator)
+    here = os.path.dirname(__file__)
+    for name, dependencies in DEPENDENCIES.items():
+        depends_on(os.path.join(here, name), *(os.path.join(here, d) for d in dependencies))
+
+
+install_dependencies_locator()
 
 #: Serial kernel: the default. Cheap to compile, enough for small or memory-bound loops.
 kernel = numba.njit(cache=True)
