@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 PROBE_IMPORT = """
 import json, numba, minicnn
 from minicnn.kernels import activation, by_size, conv, pool
@@ -88,3 +90,24 @@ def test_editing_a_kernel_file_rebuilds_the_kernels_that_compiled_it_in(tmp_path
     (tmp_path / "inner.py").write_text("import numba\n@numba.njit(cache=True)\ndef value():\n    return 5\n")
     assert run_probe() == 10
 
+
+PROBE_PLAIN_PYTHON = """
+import json, numpy as np, minicnn as mc
+from minicnn import nn
+mc.manual_seed(0)
+m = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(),
+                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 2 * 2, 2))
+x = mc.Tensor(np.linspace(-1, 1, 2 * 64, dtype=np.float32).reshape(2, 1, 8, 8), requires_grad=True)
+y = m(x)
+y.sum().backward()
+print(json.dumps([y.numpy().ravel().tolist(), x.grad.ravel().tolist()]))
+"""
+
+
+def test_numba_disable_jit_runs_the_same_model_as_plain_python():
+    """``NUMBA_DISABLE_JIT=1`` (stepping through kernels in a debugger) gives the compiled results: the tiles'
+    LLVM code and the BLAS calls, which no Python can run, give way to their plain equivalents."""
+    compiled = run(PROBE_PLAIN_PYTHON, {})
+    plain = run(PROBE_PLAIN_PYTHON, {"NUMBA_DISABLE_JIT": "1"})
+    for a, b in zip(compiled, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

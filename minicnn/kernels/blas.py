@@ -27,7 +27,7 @@ import ctypes
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import get_num_threads, prange, types
+from numba import config, get_num_threads, prange, types
 from numba.extending import overload
 
 from . import parallel_kernel
@@ -110,9 +110,9 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None):
     (float32 or float64); op is the matrix or its transpose (read in place, not copied).
 
     Splits the result's rows among ``threads`` (default: Numba's thread count) when ``AVAILABLE``; otherwise,
-    or for other dtypes, numpy's ``@``. OpenBLAS runs on one thread inside (``single_threaded_blas``): each
-    Numba thread's call must stay on its own core (called with OpenBLAS's own pool on, the same product took
-    8 ms instead of 0.4).
+    for other dtypes, or under ``NUMBA_DISABLE_JIT=1`` (no compiled kernel to call BLAS from), numpy's ``@``.
+    OpenBLAS runs on one thread inside (``single_threaded_blas``): each Numba thread's call must stay on its
+    own core (called with OpenBLAS's own pool on, the same product took 8 ms instead of 0.4).
     """
     op_a = a.T if trans_a else a
     op_b = b.T if trans_b else b
@@ -120,7 +120,8 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None):
         raise ValueError(f"gemm: inner dimensions differ: {op_a.shape} @ {op_b.shape}")
     if bias is not None and bias.shape != (op_b.shape[1],):
         raise ValueError(f"gemm: expected bias of shape ({op_b.shape[1]},), got {bias.shape}")
-    if not AVAILABLE or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64) or 0 in op_a.shape + op_b.shape:
+    if (not AVAILABLE or config.DISABLE_JIT or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
+            or 0 in op_a.shape + op_b.shape):
         c = np.ascontiguousarray(op_a @ op_b)
         if bias is not None:
             c += bias
