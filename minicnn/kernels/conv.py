@@ -30,7 +30,7 @@ overlapping as they are; the weight gradient reads the same kept spread; the inp
 straight back into a spread gradient (``matmul_scatter_add``) that ``_fold_block`` adds onto the images.
 The spread holds each input number about KW / S_w times. Putting the images j between oh and ow is what
 lets one run cover B images: the products' loops are vectorised along the run, and long runs whose length
-is a multiple of 8 are what makes them fast (``images_per_block``).
+make them fast (``images_per_block``).
 
 Measured on the 2-core machine, batch 64, milliseconds, five versions of this file: (1) one im2col of the
 whole batch and numpy's BLAS for the products, memory-bound on these long, thin matrices; (2) per-image
@@ -68,27 +68,34 @@ from numba import get_num_threads, prange
 from . import kernel, parallel_sum_kernel, sum_kernel
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 
-#: A block holds at least this many images' columns (images × OH·OW), so that the products' rows are long.
-MIN_COLUMNS = 256
+#: A block holds about this many images' columns (images × OH·OW), so that the spread's rows and the
+#: products' rows are long (``images_per_block``) ...
+MIN_COLUMNS = 1024
 
-#: ... and, where a few more images allow it, a multiple of this many: the products' loops over a row run in
-#: vectors of 8 numbers, and the last ``columns % 8`` ran one at a time (``images_per_block``).
+#: ... and, where a few more images allow it, a multiple of this many: the products' tiles take 32 columns
+#: at a time and end each row with a narrower, masked one.
 VECTOR = 8
 
 
-def images_per_block(Q):
-    """B, the images a block takes when each has Q = OH·OW outputs per channel: the fewest with B·Q ≥
-    ``MIN_COLUMNS``, raised (by at most 7 more) until B·Q is a multiple of ``VECTOR``.
+def images_per_block(Q, N=None, threads=1):
+    """B, the images a block takes when each has Q = OH·OW outputs per channel: ``MIN_COLUMNS`` // Q (at least
+    1), raised by at most 7 until B·Q is a multiple of ``VECTOR``, then lowered if need be so that each of the
+    ``threads`` gets at least two blocks of the N images.
 
-    Measured on LeNet's second layer (``matmul.py``'s product, 16 × 150 filters, 2 cores): 100 columns per row
-    ran at 61 GFLOP/s, 104 at 71, 200 at 78: four columns done one at a time cost as much as 32 in vectors.
-    Q = 100 → B = 2 (200 columns), Q = 196 → 2 (392), Q = 25 → 16 (400), Q = 784 → 1.
+    Measured with the products' register tiles (``tile.py``), 2 cores, forward at batch 1000, interleaved
+    runs, ms: the strided first layer (Q = 196) 1.17 with B = 2, 0.98 with 4, 0.91 with 8; its second (Q =
+    25) 1.02 with 16, 0.95 with 32. Whole models, against the earlier rule (256 columns): evaluation of
+    ``strided`` 2.93 → 2.77 ms, of ``maxpool`` 8.78 → 8.46 ms, a ``maxpool`` training step at batch 256
+    7.09 → 6.64 ms; steps at batch 64 the same, a ``strided`` step at batch 256 2.78 → 2.89 ms. Longer blocks
+    mean fewer, longer runs in the spread's loops and fewer calls; the cap keeps both cores busy on small
+    batches (64 images of Q = 25 would otherwise be two blocks of 40 and 24).
+    Q = 784 → 1, 196 → 6, 100 → 10, 25 → 40 (16 at N = 64).
     """
     fewest = max(1, MIN_COLUMNS // Q)
-    for B in range(fewest, fewest + VECTOR):
-        if B * Q % VECTOR == 0:
-            return B
-    return fewest
+    B = next((B for B in range(fewest, fewest + VECTOR) if B * Q % VECTOR == 0), fewest)
+    if N is not None:
+        B = min(B, max(1, -(-N // (2 * threads))))
+    return B
 
 
 @kernel
@@ -352,11 +359,13 @@ def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, re
 # --- the public kernels --------------------------------------------------------------------------------------
 
 def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
-    """The Plan of a convolution, made once per geometry and thread count: building tables with numpy costs tens
-    of µs, three times per training step of each layer (the offset tables of the fourth version took 60 µs,
-    0.18 ms of LeNet's second layer's 1.26 ms forward+backward)."""
-    return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images,
-                        get_num_threads())
+    """The Plan of a convolution, made once per geometry, block size and thread count: building tables with
+    numpy costs tens of µs, three times per training step of each layer (the offset tables of the fourth version
+    took 60 µs, 0.18 ms of LeNet's second layer's 1.26 ms forward+backward). The block size depends on the
+    batch (``images_per_block``), so the forward and backward of one batch share a plan."""
+    threads = get_num_threads()
+    images = images or images_per_block(out_h * out_w, x_shape[0], threads)
+    return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images, threads)
 
 
 @functools.lru_cache(maxsize=64)
