@@ -42,8 +42,9 @@ CONV_CASES = [
     ((1, 3, 7, 9), (4, 3, 3, 2), (2, 1), (1, 1)),         # non-square kernel, stride not dividing, batch 1
     ((3, 2, 5, 5), (1, 2, 5, 5), (1, 1), (0, 0)),         # kernel = input: a 1 × 1 output
     ((2, 2, 8, 6), (3, 2, 3, 3), (3, 2), (1, 0)),         # overlapping in one axis only
-    ((23, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),     # two blocks of 16 images, the second partial
-    ((19, 2, 6, 6), (3, 2, 3, 3), (1, 1), (1, 1)),        # stride 1, padding: blocks of 8, the third partial
+    ((23, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),     # several blocks of images, the last partial
+    ((19, 2, 6, 6), (3, 2, 3, 3), (1, 1), (1, 1)),        # stride 1, padding: the same
+    ((5, 2, 13, 30), (3, 2, 3, 5), (1, 2), (1, 2)),       # runs of 14: the spread copies split rows
 ]
 
 
@@ -81,6 +82,40 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
     assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
     assert_close(K_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args),
                  R_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
+
+
+SPREAD_CASES = [
+    # N, C_in, H, W, (KH, KW), (S_h, S_w), (P_h, P_w), images per block
+    (7, 1, 28, 28, (5, 5), (2, 2), (2, 2), 3),            # the strided first layer, a partial last block
+    (5, 2, 9, 11, (3, 3), (2, 2), (1, 1), 2),             # runs of 6, odd sizes
+    (3, 3, 10, 7, (5, 5), (1, 1), (2, 2), 2),             # stride 1, padding on both sides of every row
+    (4, 2, 12, 12, (3, 3), (1, 1), (0, 0), 3),
+    (2, 1, 40, 40, (5, 5), (2, 2), (3, 3), 1),            # rows of 46 padded numbers: several vectors a row
+    (3, 2, 35, 36, (3, 2), (1, 2), (1, 0), 2),            # runs of 35 and 18: several vectors a run
+    (2, 2, 9, 10, (3, 2), (2, 1), (1, 0), 2),             # strides and kernels differing by axis
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SPREAD_CASES)
+def test_spread_from_split_rows_equals_spread_by_reads(case, dtype, rng):
+    """The spread's two ways (``_spread_split``: runs out of rows split into phases, with LLVM vectors;
+    ``_spread_read``: one number at a time through the lanes table) give the same block, zeros included, for
+    every block of the batch; the plan picks one by stride and run length, so both are forced here."""
+    N, C_in, H, W, (KH, KW), (S_h, S_w), (P_h, P_w), B = case
+    _, _, (OH, OW) = conv2d_geometry((N, C_in, H, W), (1, C_in, KH, KW), (S_h, S_w), (P_h, P_w))
+    plan = K_conv.Plan(C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, images=B)
+    x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
+    width = -(-(W + 2 * P_w) // S_w)
+    split = np.empty(B * C_in * H * S_w * width, dtype)
+    for k in range(plan.blocks(N)):
+        n0, n1 = k * B, min(k * B + B, N)
+        by_runs = np.full(plan.block_size, np.nan, dtype)
+        by_reads = np.full(plan.block_size, np.nan, dtype)
+        K_conv._spread_block(x, n0, n1, by_runs, split, plan.tables, B, plan.geometry)
+        K_conv._spread_block(x, n0, n1, by_reads, split[:0], plan.tables, B, plan.geometry)
+        assert not np.isnan(by_reads).any() and not np.isnan(by_runs).any(), "a place of the block left unwritten"
+        assert_close(by_runs, by_reads, rtol=0, atol=0, name=f"spread of block {k}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -63,7 +63,7 @@ _CACHE_IMPL = getattr(caching, "CacheImpl", None) or caching._CacheImpl
 
 #: Kernel files whose compiled kernels contain code of other files (calls Numba inlines, LLVM code an intrinsic
 #: writes): {file: the files it depends on}, all in this folder.
-DEPENDENCIES = {"conv.py": ("matmul.py", "tile.py"), "matmul.py": ("tile.py",)}
+DEPENDENCIES = {"conv.py": ("matmul.py", "vectors.py"), "matmul.py": ("vectors.py",)}
 
 
 @functools.lru_cache(maxsize=None)

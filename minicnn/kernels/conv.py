@@ -67,6 +67,7 @@ from numba import get_num_threads, prange
 
 from . import kernel, parallel_sum_kernel, sum_kernel
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
+from .vectors import AVAILABLE as VECTOR_CODE, copy_runs, split_rows
 
 #: A block holds about this many images' columns (images × OH·OW), so that the spread's rows and the
 #: products' rows are long (``images_per_block``) ...
@@ -77,12 +78,17 @@ MIN_COLUMNS = 1024
 VECTOR = 8
 
 
+#: The spread copies runs of LLVM vectors out of split rows (``_spread_split``) when S_w ≤ 2 and its runs are at
+#: least this long; shorter runs go one number at a time through ``reads`` (``_spread_read``).
+SPLIT_MIN_RUN = 8
+
+
 def images_per_block(Q, N=None, threads=1):
     """B, the images a block takes when each has Q = OH·OW outputs per channel: ``MIN_COLUMNS`` // Q (at least
     1), raised by at most 7 until B·Q is a multiple of ``VECTOR``, then lowered if need be so that each of the
     ``threads`` gets at least two blocks of the N images.
 
-    Measured with the products' register tiles (``tile.py``), 2 cores, forward at batch 1000, interleaved
+    Measured with the products' register tiles (``vectors.py``), 2 cores, forward at batch 1000, interleaved
     runs, ms: the strided first layer (Q = 196) 1.17 with B = 2, 0.98 with 4, 0.91 with 8; its second (Q =
     25) 1.02 with 16, 0.95 with 32. Whole models, against the earlier rule (256 columns): evaluation of
     ``strided`` 2.93 → 2.77 ms, of ``maxpool`` 8.78 → 8.46 ms, a ``maxpool`` training step at batch 256
@@ -138,7 +144,8 @@ class Plan:
     unused places are zeros). A block's columns form one (R, B·Q) matrix, R = C_in·KH·KW, Q = OH·OW, column
     (oh·B + j)·OW + ow for image j's output (oh, ow); its row r is the contiguous run of ``block_columns``
     numbers that starts at ``window[r]`` in the block's spread (``_spread_block``, ``block_size`` numbers),
-    which is read straight from x through the table ``reads`` (no padded copy of the images is made).
+    which is made from x either through the table ``reads`` or, when ``split_width`` is not 0, from the
+    block's rows split into their S_w phases (``split_size`` numbers of scratch; see ``_spread_block``).
 
     ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW).
     """
@@ -150,7 +157,10 @@ class Plan:
         self.block_columns = B * out_h * out_w
         self.window = _windows(C_in, KH, KW, stride_h, HH, B * out_w)
         self.block_size = C_in * KW * stride_h * HH * B * out_w
-        self.reads, self.padding, self.padded = _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w)
+        self.tables = _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w)     # (reads, padding, padded)
+        split = VECTOR_CODE and stride_w <= 2 and out_w >= SPLIT_MIN_RUN
+        self.split_width = -(-(W + 2 * pad_w) // stride_w) if split else 0
+        self.split_size = B * C_in * H * stride_w * self.split_width
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
         self.threads = get_num_threads()
 
@@ -168,7 +178,7 @@ class Plan:
 # wrap-around), and that test keeps LLVM from vectorising a loop (in a scatter loop it made it 3x slower).
 
 @sum_kernel
-def _spread_block(x, n0, n1, block, reads, padding, padded, B, geometry):
+def _spread_block(x, n0, n1, block, split, tables, B, geometry):
     """block[ci, kw, ph, hh, j, ow] = xp[n0 + j, ci, S_h·hh + ph, S_w·ow + kw] for the block's images n0 to n1,
     ph < S_h, hh < HH = (KH − 1) // S_h + OH, j < B, ow < OW: xp is x with its P zeros around each plane, and
     zeros stand for rows past the padded input and for the places of a last, partial block's missing images.
@@ -177,13 +187,28 @@ def _spread_block(x, n0, n1, block, reads, padding, padded, B, geometry):
     = block[ci, kw, kh % S_h, kh // S_h + oh, j, ow]. For fixed (ci, kh, kw) and growing (oh, j, ow) that is
     one contiguous run: row r of the block's (R, B·OH·OW) column matrix, which the products read in place.
 
-    Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers read from x through the table ``reads[kw]``
-    (``Plan``), which knows where the padding is, so no padded copy of the images is made (copying them into
-    padded planes first took 0.18 of the strided first layer's 2.1 ms on one core at batch 1000). Per row of the
-    block, not of each image: copying row by row (rows of OW = 5 numbers, each with its own bounds) took 2.6 µs
-    per image of the strided pyramid's second layer, the table 0.6 µs.
+    Two ways to fill it, the same numbers: ``_spread_split`` when the plan gave a ``split`` scratch (S_w ≤ 2
+    and runs of OW ≥ ``SPLIT_MIN_RUN``), else ``_spread_read``. Measured on one core at batch 1000, ms, read
+    → split: the strided first layer's spreads 0.59 → 0.39, LeNet's first 1.26 → 1.00, its second 1.11 →
+    0.75; the strided second layer (runs of 5) 0.58 either way, and runs of 3 were slower split (0.16 →
+    0.20), hence the threshold.
     """
+    if split.size > 0:
+        _spread_split(x, n0, n1, block, split, B, geometry)
+    else:
+        _spread_read(x, n0, n1, block, tables, B, geometry)
+
+
+@sum_kernel
+def _spread_read(x, n0, n1, block, tables, B, geometry):
+    """``_spread_block`` one number at a time. Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers
+    read from x through the table ``reads[kw]`` (``Plan``), which knows where the padding is, so no padded copy
+    of the images is made (copying them into padded planes first took 0.18 of the strided first layer's 2.1 ms
+    on one core at batch 1000). Per row of the block, not of each image: copying row by row (rows of OW = 5
+    numbers, each with its own bounds) took 2.6 µs per image of the strided pyramid's second layer, the table
+    0.6 µs."""
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    reads, padding, padded = tables
     HH = phase_rows(KH, stride_h, out_h)
     flat = x.ravel()
     first = n0 * C_in * H * W
@@ -209,11 +234,50 @@ def _spread_block(x, n0, n1, block, reads, padding, padded, B, geometry):
 
 
 @sum_kernel
-def _fold_block(block, grad_x, n0, n1, reads, padding, padded, B, geometry):
+def _spread_split(x, n0, n1, block, split, B, geometry):
+    """``_spread_block`` in runs. First every row of the block's images is padded and split into its S_w
+    phases (``vectors.split_rows``): split[j, ci, h, pw, w'] = xp[n0 + j, ci, h, S_w·w' + pw], Wd numbers a
+    phase. Then the spread's row (ci, kw, ph, hh) holds, for each image j, the OW numbers split[j, ci, h,
+    kw % S_w, kw // S_w :][:OW], h = S_h·hh + ph − P_h: runs that ``vectors.copy_runs`` copies a vector at a
+    time, all the rows of one (ci, kw, ph) in one call. Rows that fall on the vertical padding, and the
+    places of missing images, are zeroed."""
+    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    HH = phase_rows(KH, stride_h, out_h)
+    size, number = x.itemsize, block[0]
+    width = split.size // (B * C_in * H * stride_w)                   # Wd, the plan's split_width
+    image = C_in * H * stride_w * width                               # one image's split rows
+    split_rows(number, split.ctypes.data, stride_w * width, width, x.ctypes.data + n0 * C_in * H * W * size, W,
+               (n1 - n0) * C_in * H, W, pad_w, stride_w)
+    run, used = B * out_w, (n1 - n0) * out_w
+    for ci in range(C_in):
+        for kw in range(KW):
+            for ph in range(stride_h):
+                row0 = ((ci * KW + kw) * stride_h + ph) * HH          # the block's row of (ci, kw, ph, hh = 0)
+                low = 0                                               # rows hh in [low, high) lie on x
+                while low < HH and stride_h * low + ph < pad_h:
+                    low += 1
+                high = low
+                while high < HH and stride_h * high + ph - pad_h < H:
+                    high += 1
+                for hh in range(HH):
+                    start = (row0 + hh) * run
+                    for i in range(used if low <= hh < high else 0, run):
+                        block[start + i] = 0
+                if high > low:
+                    h = stride_h * low + ph - pad_h
+                    src = ((ci * H + h) * stride_w + kw % stride_w) * width + kw // stride_w
+                    copy_runs(number, block.ctypes.data + (row0 + low) * run * size, run, out_w,
+                              split.ctypes.data + src * size, stride_h * stride_w * width, image,
+                              high - low, n1 - n0, out_w)
+
+
+@sum_kernel
+def _fold_block(block, grad_x, n0, n1, tables, B, geometry):
     """The adjoint of ``_spread_block``: grad_x[n0:n1] (zeroed here) = for each number of x, the sum of the
     block entries that copied it; entries that stand for padding (zeroed in ``block`` first, then added as
     zeros) or for missing images are dropped."""
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
+    reads, padding, padded = tables
     HH = phase_rows(KH, stride_h, out_h)
     flat = grad_x.ravel()
     first = n0 * C_in * H * W
@@ -237,8 +301,15 @@ def _fold_block(block, grad_x, n0, n1, reads, padding, padded, B, geometry):
 
 @sum_kernel
 def _block_to_outputs(block, y, n0, n1, B):
-    """y[n0 + j, co, oh, ow] = block[co, oh, j, ow]: the products' (C_out, OH·B·OW) result to NCHW images."""
+    """y[n0 + j, co, oh, ow] = block[co, oh, j, ow]: the products' (C_out, OH·B·OW) result to NCHW images, runs
+    of OW numbers (``vectors.copy_runs``: 0.16 → 0.08 ms for the strided second layer at batch 1000, one core;
+    the first layer's 4.7 MB of output took 0.23 ms either way)."""
     C_out, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
+    if VECTOR_CODE:
+        size = y.itemsize
+        copy_runs(block[0], y.ctypes.data + n0 * C_out * out_h * out_w * size, out_w, C_out * out_h * out_w,
+                  block.ctypes.data, B * out_w, out_w, C_out * out_h, n1 - n0, out_w)
+        return
     for j in range(n1 - n0):
         image = y[n0 + j].ravel()
         for c in range(C_out * out_h):                            # c = co·OH + oh
@@ -252,6 +323,14 @@ def _outputs_to_block(g, n0, n1, block, B):
     """block[co, oh, j, ow] = g[n0 + j, co, oh, ow], zero for j ≥ n1 − n0: ``_block_to_outputs`` reversed, for
     the output gradient."""
     C_out, out_h, out_w = g.shape[1], g.shape[2], g.shape[3]
+    if VECTOR_CODE:
+        size = g.itemsize
+        copy_runs(block[0], block.ctypes.data, B * out_w, out_w, g.ctypes.data + n0 * C_out * out_h * out_w * size,
+                  out_w, C_out * out_h * out_w, C_out * out_h, n1 - n0, out_w)
+        for c in range(C_out * out_h):
+            for i in range((c * B + n1 - n0) * out_w, (c + 1) * B * out_w):
+                block[i] = 0
+        return
     for j in range(B):
         image = g[min(n0 + j, n1 - 1)].ravel()
         for c in range(C_out * out_h):
@@ -292,17 +371,17 @@ def _zero(block):
 # are the image's own output order, so the products read and write the caller's arrays directly.
 
 @parallel_sum_kernel
-def _sources(x, sources, reads, padding, padded, geometry, B, T):
-    """sources[k] = the spread of block k (B images), for all blocks, in T shares."""
-    N, NB = x.shape[0], sources.shape[0]
+def _sources(x, sources, split, tables, geometry, B):
+    """sources[k] = the spread of block k (B images), for all blocks, in one share per thread (split[t]: its
+    scratch)."""
+    N, NB, T = x.shape[0], sources.shape[0], split.shape[0]
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
-            _spread_block(x, k * B, min(k * B + B, N), sources[k], reads, padding, padded, B, geometry)
+            _spread_block(x, k * B, min(k * B + B, N), sources[k], split[t], tables, B, geometry)
 
 
 @parallel_sum_kernel
-def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, reads, padding, padded, window, row_window, geometry,
-             B):
+def _forward(x, filters, bias, relu, y, kept, keep, scratch, split, out_block, tables, window, row_window, geometry, B):
     """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
     then bias + W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this
     time, through max(·, 0) when ``relu``: one product loop compiled for all), and for blocks of several images their outputs moved from
@@ -316,7 +395,7 @@ def _forward(x, filters, bias, relu, y, kept, keep, scratch, out_block, reads, p
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k:k + 1] if keep else scratch[t:t + 1]
-            _spread_block(x, n0, n1, source[0], reads, padding, padded, B, geometry)
+            _spread_block(x, n0, n1, source[0], split[t], tables, B, geometry)
             target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
             matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
             if B > 1:
@@ -338,7 +417,7 @@ def _backward_weight(grad_out, kept, partial, g_block, window, B):
 
 
 @parallel_sum_kernel
-def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, reads, padding, padded, window, row_window,
+def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window,
                     geometry, B):
     """grad_x = the adjoint of the forward, block by block: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out))
     added straight into a zeroed spread gradient where the forward read them (``matmul_scatter_add``), then
@@ -353,7 +432,7 @@ def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, re
             target = spread_grad[t:t + 1]
             _zero(target)
             matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
-            _fold_block(spread_grad[t], grad_x, n0, n1, reads, padding, padded, B, geometry)
+            _fold_block(spread_grad[t], grad_x, n0, n1, tables, B, geometry)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -402,9 +481,9 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     kept = np.empty((plan.blocks(N) if keep else 0, plan.block_size), dtype=x.dtype)
     scratch = plan.scratch(plan.block_size, x.dtype, wanted=not keep)
     out_block = plan.scratch(C_out * plan.block_columns, x.dtype, wanted=plan.images_per_block > 1)
-    _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch, out_block,
-             plan.reads, plan.padding, plan.padded, plan.window, _row_window(C_out, plan), plan.geometry,
-             plan.images_per_block)
+    _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch,
+             plan.scratch(plan.split_size, x.dtype), out_block, plan.tables, plan.window, _row_window(C_out, plan),
+             plan.geometry, plan.images_per_block)
     return y, kept
 
 
@@ -434,7 +513,7 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     out_h, out_w = grad_out.shape[2:]
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
-    _sources(x, kept, plan.reads, plan.padding, plan.padded, plan.geometry, plan.images_per_block, plan.threads)
+    _sources(x, kept, plan.scratch(plan.split_size, x.dtype), plan.tables, plan.geometry, plan.images_per_block)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -451,9 +530,9 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     B = plan.images_per_block
     row_window = _row_window(C_out, plan)
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
-    _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x, plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
-                    plan.scratch(plan.block_size, grad_out.dtype), plan.reads, plan.padding, plan.padded, plan.window, row_window,
-                    plan.geometry, B)
+    _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x,
+                    plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
+                    plan.scratch(plan.block_size, grad_out.dtype), plan.tables, plan.window, row_window, plan.geometry, B)
     return grad_x
 
 
@@ -465,7 +544,8 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     kernels never form them)."""
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     cols = np.empty((x.shape[0], plan.rows, out_h * out_w), dtype=x.dtype)
-    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.reads, plan.padding, plan.padded, plan.window, plan.geometry)
+    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.scratch(plan.split_size, x.dtype), plan.tables,
+            plan.window, plan.geometry)
     return cols
 
 
@@ -475,23 +555,23 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
     plan = _plan((cols.shape[0], C_in, H, W), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     x = np.empty((cols.shape[0], C_in, H, W), dtype=cols.dtype)
     _col2im(np.ascontiguousarray(cols), x, plan.scratch(plan.block_size, cols.dtype),
-            plan.reads, plan.padding, plan.padded, plan.window, plan.geometry)
+            plan.tables, plan.window, plan.geometry)
     return x
 
 
 @parallel_sum_kernel
-def _im2col(x, cols, scratch, reads, padding, padded, window, geometry):
+def _im2col(x, cols, scratch, split, tables, window, geometry):
     T, N = scratch.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
-            _spread_block(x, n, n + 1, scratch[t], reads, padding, padded, 1, geometry)
+            _spread_block(x, n, n + 1, scratch[t], split[t], tables, 1, geometry)
             for r in range(cols.shape[1]):
                 for q in range(cols.shape[2]):
                     cols[n, r, q] = scratch[t, window[r] + q]
 
 
 @parallel_sum_kernel
-def _col2im(cols, x, scratch, reads, padding, padded, window, geometry):
+def _col2im(cols, x, scratch, tables, window, geometry):
     T, N = scratch.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
@@ -499,4 +579,4 @@ def _col2im(cols, x, scratch, reads, padding, padded, window, geometry):
             for r in range(cols.shape[1]):
                 for q in range(cols.shape[2]):
                     scratch[t, window[r] + q] += cols[n, r, q]
-            _fold_block(scratch[t], x, n, n + 1, reads, padding, padded, 1, geometry)
+            _fold_block(scratch[t], x, n, n + 1, tables, 1, geometry)

@@ -5,7 +5,7 @@ Twin: ``minicnn/reference/matmul.py``. The products read the rows of their secon
 (K, Q) matrix that is window[k] = k·Q; the convolution passes overlapping windows into a spread block of
 images (see ``kernels/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] stored or added at
 offsets of a target: the convolution's forward, the bias first, and its input gradient, added into a spread
-gradient), built on ``tile.py``'s register tiles, and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight
+gradient), built on ``vectors.py``'s register tiles, and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight
 gradient), a Numba loop of dot products.
 
 ``window`` is unsigned (uint64), and so is the loop counter q of ``matmul_nt_add``: Numba tests a signed index
@@ -25,8 +25,8 @@ from numba import config
 
 from . import sum_kernel
 
-#: What ``matmul_scatter_add`` does with each row it has computed (``tile.py``'s constants).
-from .tile import ADD, ROWS, STORE, STORE_RELU, VECTORS, tile, tile_masked  # noqa: E402
+#: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
+from .vectors import ADD, ROWS, STORE, STORE_RELU, VECTORS, tile, tile_masked  # noqa: E402
 
 
 @sum_kernel
@@ -43,7 +43,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     bias + W @ cols (``initial`` = the bias). The bias starts the sums: writing bias rows first and adding the
     product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000.
 
-    The work is done by ``tile.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
+    The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
     tile, a narrower masked one at the end of each row). For each image and each slab of columns, every block
     of 6 rows of a is run over the same slab of b's rows, which stays in the core's first-level cache: with
     rows of a outer instead, the strided second layer's product (rows of b 400 numbers long, 150 of them) ran

@@ -1,0 +1,276 @@
+"""The few inner loops written in LLVM's own vectors: the products' register tiles and the convolution's row copies.
+
+Twins: ``matmul_scatter_add`` in ``minicnn/reference/matmul.py`` (the product the tiles make up) and the plain
+definitions of the spread and the output reorder (``kernels/conv.py``'s scalar paths, checked against each
+other in the tests).
+
+Why not Numba loops. Numba turns Python loops into LLVM IR and LLVM vectorises what it can prove safe and
+profitable. Three kinds of loop it did not make fast here:
+
+- **Products that keep their sums in registers.** A core of this machine does 115 GFLOP/s of 256-bit and 220
+  of 512-bit multiply-adds when nothing else is in the way (a loop of nothing else, measured); OpenBLAS reaches
+  153. Numba's loops reached 86–90: their sums lived in a buffer that every pass loaded and stored, and no way
+  of writing the loop in Python made LLVM keep them in registers (scalar sums, a stack buffer: tried, slower).
+  ``tile`` holds a 6 × 2 block of vectors of sums as LLVM values for the whole of K: 90 → 116 GFLOP/s on the
+  strided second layer's blocks, 55 → 99 on LeNet's first layer (one core).
+- **Copies of short runs.** The spread copies runs of OW = 5–28 numbers; a loop that short never reaches
+  LLVM's vector body (it wants 32 or more iterations) and runs one number at a time. ``copy_runs`` moves a
+  run of up to 16 float32 with one masked load and one masked store.
+- **Stride-2 reads.** Reading every other number of a row is a gather, which LLVM does not vectorise for this
+  CPU. ``split_rows`` loads whole rows and splits even from odd columns with a fixed shuffle.
+
+How they are emitted: each function below is a Numba ``intrinsic``, a Python function that writes LLVM IR into
+the kernel being compiled. The first call site defines the helper as an internal function of that kernel's
+module (``llvmlite.ir``), so it is optimised with the kernel and cached with it on disk; nothing is compiled at
+import. Arrays go in as addresses (``array.ctypes.data``) and ``number``, any number of the arrays' dtype, says
+which dtype they hold. Vectors are 512 bits wide (16 float32, 8 float64); on a CPU without AVX-512 LLVM
+splits each in two or four: the same results, at that CPU's speed. Under ``NUMBA_DISABLE_JIT=1`` no Python can
+run this code, and the callers use their plain versions instead.
+"""
+from llvmlite import binding as llvm, ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+
+#: Rows of the result per tile, and vectors of columns per row.
+ROWS, VECTORS = 6, 2
+
+#: What the tile does with each sum it has computed (shared with ``matmul.py``).
+ADD, STORE, STORE_RELU = 0, 1, 2
+
+
+class VectorCode:
+    """The vector types, LLVM intrinsics and small idioms the functions below share, for one module and dtype."""
+
+    def __init__(self, module, real):
+        self.module, self.real = module, real
+        self.tag = "f32" if isinstance(real, ir.FloatType) else "f64"
+        self.lanes = 16 if self.tag == "f32" else 8                       # numbers in 512 bits
+        self.vec = ir.VectorType(real, self.lanes)
+        self.index_vec = ir.VectorType(I64, self.lanes)
+        self.mask_vec = ir.VectorType(I1, self.lanes)
+        self.ptr, self.vptr = real.as_pointer(), self.vec.as_pointer()
+        self.align = ir.Constant(I32, 4 if self.tag == "f32" else 8)
+        suffix = f"v{self.lanes}{self.tag}"
+        pointer = "p0" if llvm.llvm_version_info >= (15,) else f"p0{suffix}"   # opaque pointers since LLVM 15
+        self.fma = self.declare(f"llvm.fma.{suffix}", self.vec, [self.vec] * 3)
+        self.masked_load = self.declare(f"llvm.masked.load.{suffix}.{pointer}", self.vec,
+                                        [self.vptr, I32, self.mask_vec, self.vec])
+        self.masked_store = self.declare(f"llvm.masked.store.{suffix}.{pointer}", ir.VoidType(),
+                                         [self.vec, self.vptr, I32, self.mask_vec])
+
+    def declare(self, name, returns, arguments):
+        """The function ``name`` of the module, declared if it is not there yet."""
+        return self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(returns, arguments), name)
+
+    def define(self, name, arguments):
+        """(function, builder at its entry) for a new internal void function, or (function, None) if defined."""
+        name = f"minicnn_{name}_{self.tag}"
+        if name in self.module.globals:
+            return self.module.globals[name], None
+        function = ir.Function(self.module, ir.FunctionType(ir.VoidType(), arguments), name)
+        function.linkage = "internal"
+        return function, ir.IRBuilder(function.append_basic_block("entry"))
+
+    def broadcast(self, b, value, vector_type=None):
+        """A vector with ``value`` in every lane."""
+        vector_type = vector_type or self.vec
+        one = b.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, vector_type.count), [0] * vector_type.count))
+
+    def lanes_within(self, b, first, low, high):
+        """The mask of lanes l with low ≤ first + l < high."""
+        index = b.add(ir.Constant(self.index_vec, list(range(self.lanes))), self.broadcast(b, first, self.index_vec))
+        return b.and_(b.icmp_signed(">=", index, self.broadcast(b, low, self.index_vec)),
+                      b.icmp_signed("<", index, self.broadcast(b, high, self.index_vec)))
+
+    def load(self, b, base, index, mask=None):
+        """The vector at base[index:], only the lanes of ``mask`` read (the others zero) when given."""
+        pointer = b.bitcast(b.gep(base, [index]), self.vptr)
+        if mask is None:
+            value = b.load(pointer)
+            value.align = self.align.constant
+            return value
+        return b.call(self.masked_load, [pointer, self.align, mask, ir.Constant(self.vec, None)])
+
+    def store(self, b, value, base, index, mask=None):
+        """base[index:] = value, only the lanes of ``mask`` written when given."""
+        pointer = b.bitcast(b.gep(base, [index]), self.vptr)
+        if mask is None:
+            b.store(value, pointer).align = self.align.constant
+        else:
+            b.call(self.masked_store, [value, pointer, self.align, mask])
+
+
+def _codegen(define, kinds):
+    """The lowering of an intrinsic that calls the function ``define(VectorCode)`` builds; its arguments after
+    ``number`` are passed on, those of kind "real*" or "i64*" (addresses, ints) turned into pointers."""
+    def codegen(context, builder, signature, values):
+        code = VectorCode(builder.module, context.get_value_type(signature.args[0]))
+        pointer = {"real*": code.ptr, "i64*": I64.as_pointer()}
+        builder.call(define(code), [builder.inttoptr(value, pointer[kind]) if kind in pointer else value
+                                    for kind, value in zip(kinds, values[1:])])
+        return context.get_dummy_value()
+    return codegen
+
+
+# --- the products' register tile ----------------------------------------------------------------------------
+
+def define_tile(code, vectors):
+    """void tile(real* a, i64 lda, i64 rows, i64 K, i64* window, real* src, real* t, i64* target_window,
+                 real* initial, i64 mode, i64 count)
+
+    For r < ``rows`` (at most ROWS) and the tile's ``vectors`` · L columns (L = ``code.lanes``)::
+
+        t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
+
+    ``a`` points at the tile's first row of a, ``src`` and ``t`` at its first column in the source and the
+    target, ``target_window`` and ``initial`` at its first row's entries. Rows past ``rows`` repeat the last
+    and are not written. The sums are ROWS × ``vectors`` vectors that stay in registers for the whole of K:
+    each k loads ``vectors`` vectors of b's row k and ROWS numbers of a (broadcast), and does ROWS · ``vectors``
+    fused multiply-adds. With ``vectors`` = 1 the one vector is masked to its first ``count`` columns (the last,
+    narrow tile of a row). ``mode``: ADD, STORE, or STORE_RELU (max(·, 0), NaN kept as in ``activation.py``).
+    """
+    function, b = code.define(f"tile_{ROWS}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
+                                                         code.ptr, I64.as_pointer(), code.ptr, I64, I64])
+    if b is None:
+        return function
+    a, lda, rows, K, window, src, t, target_window, initial, mode, count = function.args
+    mask = code.lanes_within(b, ir.Constant(I64, 0), ir.Constant(I64, 0), count) if vectors == 1 else None
+
+    # Each row's a, target and start; rows past ``rows`` repeat the last one.
+    last = b.sub(rows, ir.Constant(I64, 1))
+    a_rows, t_rows, sums = [], [], []
+    for r in range(ROWS):
+        row = b.select(b.icmp_signed("<", ir.Constant(I64, r), rows), ir.Constant(I64, r), last)
+        a_rows.append(b.gep(a, [b.mul(row, lda)]))
+        t_rows.append(b.gep(t, [b.load(b.gep(target_window, [row]))]))
+        start = code.broadcast(b, b.load(b.gep(initial, [row])))
+        sums.append([cgutils.alloca_once_value(b, start) for _ in range(vectors)])   # registers, after mem2reg
+
+    with cgutils.for_range(b, K) as loop:                 # sums[r][v] += a[r, k] · src[window[k] + v·L:][:L]
+        k = loop.index
+        b_row = b.gep(src, [b.load(b.gep(window, [k]))])
+        b_vectors = [code.load(b, b_row, ir.Constant(I64, v * code.lanes), mask) for v in range(vectors)]
+        for r in range(ROWS):
+            a_rk = code.broadcast(b, b.load(b.gep(a_rows[r], [k])))
+            for v in range(vectors):
+                b.store(b.call(code.fma, [a_rk, b_vectors[v], b.load(sums[r][v])]), sums[r][v])
+
+    zero = ir.Constant(code.vec, None)
+    is_add = b.icmp_signed("==", mode, ir.Constant(I64, ADD))
+    is_store = b.icmp_signed("==", mode, ir.Constant(I64, STORE))
+    for r in range(ROWS):
+        with b.if_then(b.icmp_signed(">", rows, ir.Constant(I64, r))):
+            for v in range(vectors):
+                column = ir.Constant(I64, v * code.lanes)
+                value = b.load(sums[r][v])
+                relu = b.select(b.fcmp_ordered("<=", value, zero), zero, value)     # NaN <= 0 is false: NaN kept
+                stored = b.select(is_store, value, relu)
+                with b.if_else(is_add) as (then, otherwise):
+                    with then:
+                        code.store(b, b.fadd(code.load(b, t_rows[r], column, mask), value), t_rows[r], column, mask)
+                    with otherwise:
+                        code.store(b, stored, t_rows[r], column, mask)
+    b.ret_void()
+    return function
+
+
+_TILE_ARGUMENTS = ("real*", "i64", "i64", "i64", "i64*", "real*", "real*", "i64*", "real*", "i64", "i64")
+
+
+@intrinsic
+def tile(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+    """The full tile: VECTORS vectors of columns (``count`` unused). Addresses for a, window, src, t,
+    target_window and initial; ``number``: any number of the arrays' dtype."""
+    signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    return signature, _codegen(lambda code: define_tile(code, VECTORS), _TILE_ARGUMENTS)
+
+
+@intrinsic
+def tile_masked(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+    """The narrow tile at the end of a row: one vector, its first ``count`` columns."""
+    signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    return signature, _codegen(lambda code: define_tile(code, 1), _TILE_ARGUMENTS)
+
+
+# --- moving rows --------------------------------------------------------------------------------------------
+
+def define_copy_runs(code):
+    """void copy_runs(real* dst, i64 dst_outer, i64 dst_inner, real* src, i64 src_outer, i64 src_inner,
+                      i64 outer, i64 inner, i64 length)
+
+    dst[a·dst_outer + i·dst_inner + c] = src[a·src_outer + i·src_inner + c] for a < outer, i < inner, c < length:
+    outer × inner runs of ``length`` numbers, one masked vector load and store per L numbers of a run. The
+    lanes' mask is made once per L columns, outside the loops over runs."""
+    function, b = code.define("copy_runs", [code.ptr, I64, I64, code.ptr, I64, I64, I64, I64, I64])
+    if b is None:
+        return function
+    dst, dst_outer, dst_inner, src, src_outer, src_inner, outer, inner, length = function.args
+    with cgutils.for_range_slice(b, ir.Constant(I64, 0), length, ir.Constant(I64, code.lanes), inc=True) as (c, _):
+        mask = code.lanes_within(b, c, ir.Constant(I64, 0), length)
+        with cgutils.for_range(b, outer) as run_a:
+            src_a = b.add(b.mul(run_a.index, src_outer), c)
+            dst_a = b.add(b.mul(run_a.index, dst_outer), c)
+            with cgutils.for_range(b, inner) as run_i:
+                value = code.load(b, src, b.add(src_a, b.mul(run_i.index, src_inner)), mask)
+                code.store(b, value, dst, b.add(dst_a, b.mul(run_i.index, dst_inner)), mask)
+    b.ret_void()
+    return function
+
+
+def define_split_rows(code):
+    """void split_rows(real* dst, i64 dst_stride, i64 width, real* src, i64 src_stride, i64 rows, i64 W, i64 P,
+                       i64 S)
+
+    For each of ``rows`` rows of W numbers (row i at src + i·src_stride), the row padded with P zeros on each
+    side, xp[c] = src[c − P], split into its S phases (S = 1 or 2), ``width`` numbers each::
+
+        dst[i·dst_stride + pw·width + w'] = xp[S·w' + pw]        (zero past the padded row)
+
+    S = 1 is the padded row itself. For S = 2 two vectors of the row are loaded (lanes off the row masked, so
+    the padding reads nothing) and a fixed shuffle takes the even and the odd lanes out of them."""
+    function, b = code.define("split_rows", [code.ptr, I64, I64, code.ptr, I64, I64, I64, I64, I64])
+    if b is None:
+        return function
+    dst, dst_stride, width, src, src_stride, rows, W, P, S = function.args
+    L = code.lanes
+    two = code.broadcast(b, b.icmp_signed("==", S, ir.Constant(I64, 2)), code.mask_vec)
+    even = ir.Constant(ir.VectorType(I32, L), [2 * lane for lane in range(L)])
+    odd = ir.Constant(ir.VectorType(I32, L), [2 * lane + 1 for lane in range(L)])
+    with cgutils.for_range_slice(b, ir.Constant(I64, 0), width, ir.Constant(I64, L), inc=True) as (c, _):
+        first = b.mul(S, c)                                           # the chunk's first padded column
+        second = b.add(first, ir.Constant(I64, L))
+        on_row = (code.lanes_within(b, first, P, b.add(P, W)),
+                  b.and_(code.lanes_within(b, second, P, b.add(P, W)), two))
+        out = code.lanes_within(b, c, ir.Constant(I64, 0), width)
+        with cgutils.for_range(b, rows) as row:
+            row_src = b.sub(b.mul(row.index, src_stride), P)        # where padded column 0 would be
+            row_dst = b.add(b.mul(row.index, dst_stride), c)
+            low = code.load(b, src, b.add(row_src, first), on_row[0])
+            high = code.load(b, src, b.add(row_src, second), on_row[1])
+            code.store(b, b.select(two, b.shuffle_vector(low, high, even), low), dst, row_dst, out)
+            code.store(b, b.shuffle_vector(low, high, odd), dst, b.add(row_dst, width), b.and_(out, two))
+    b.ret_void()
+    return function
+
+
+@intrinsic
+def copy_runs(typingctx, number, dst, dst_outer, dst_inner, src, src_outer, src_inner, outer, inner, length):
+    """``define_copy_runs``; dst and src are addresses."""
+    signature = types.void(number, dst, dst_outer, dst_inner, src, src_outer, src_inner, outer, inner, length)
+    return signature, _codegen(define_copy_runs, ("real*", "i64", "i64", "real*", "i64", "i64", "i64", "i64", "i64"))
+
+
+@intrinsic
+def split_rows(typingctx, number, dst, dst_stride, width, src, src_stride, rows, W, P, S):
+    """``define_split_rows``; dst and src are addresses."""
+    signature = types.void(number, dst, dst_stride, width, src, src_stride, rows, W, P, S)
+    return signature, _codegen(define_split_rows, ("real*", "i64", "i64", "real*", "i64", "i64", "i64", "i64", "i64"))
+
+
+#: Whether the functions here can run: not under ``NUMBA_DISABLE_JIT=1``, where no Python runs LLVM code.
+AVAILABLE = not config.DISABLE_JIT
