@@ -29,8 +29,8 @@ the run of B·OH·OW numbers from ``window[r]``. The products (``matmul.py``) re
 overlapping as they are; the weight gradient reads the same kept spread; the input gradient adds its rows
 straight back into a spread gradient (``matmul_scatter_add``) that ``_fold_block`` adds onto the images.
 The spread holds each input number about KW / S_w times. Putting the images j between oh and ow is what
-lets one run cover B images: the products' loops are vectorised along the run, and long runs whose length
-make them fast (``images_per_block``).
+lets one run cover B images: the products' tiles run along it, and long runs make them fast
+(``images_per_block``).
 
 Measured on the 2-core machine, batch 64, milliseconds, five versions of this file: (1) one im2col of the
 whole batch and numpy's BLAS for the products, memory-bound on these long, thin matrices; (2) per-image
@@ -70,12 +70,8 @@ from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 from .vectors import AVAILABLE as VECTOR_CODE, copy_runs, split_rows
 
 #: A block holds about this many images' columns (images × OH·OW), so that the spread's rows and the
-#: products' rows are long (``images_per_block``) ...
+#: products' rows are long (``images_per_block``).
 MIN_COLUMNS = 1024
-
-#: ... and, where a few more images allow it, a multiple of this many: the products' tiles take 32 columns
-#: at a time and end each row with a narrower, masked one.
-VECTOR = 8
 
 
 #: The spread copies runs of LLVM vectors out of split rows (``_spread_split``) when S_w ≤ 2 and its runs are at
@@ -84,24 +80,23 @@ SPLIT_MIN_RUN = 8
 
 
 def images_per_block(Q, N=None, threads=1):
-    """B, the images a block takes when each has Q = OH·OW outputs per channel: ``MIN_COLUMNS`` // Q (at least
-    1), raised by at most 7 until B·Q is a multiple of ``VECTOR``, then lowered if need be so that each of the
-    ``threads`` gets at least two blocks of the N images.
+    """B, the images a block takes when each has Q = OH·OW outputs per channel: about ``MIN_COLUMNS`` // Q
+    (at least 1), made even across the ``threads`` for a batch of N: each thread gets the same number of
+    blocks, at least two, and B is the fewest images that covers the batch so.
 
     Measured with the products' register tiles (``vectors.py``), 2 cores, forward at batch 1000, interleaved
     runs, ms: the strided first layer (Q = 196) 1.17 with B = 2, 0.98 with 4, 0.91 with 8; its second (Q =
-    25) 1.02 with 16, 0.95 with 32. Whole models, against the earlier rule (256 columns): evaluation of
-    ``strided`` 2.93 → 2.77 ms, of ``maxpool`` 8.78 → 8.46 ms, a ``maxpool`` training step at batch 256
-    7.09 → 6.64 ms; steps at batch 64 the same, a ``strided`` step at batch 256 2.78 → 2.89 ms. Longer blocks
-    mean fewer, longer runs in the spread's loops and fewer calls; the cap keeps both cores busy on small
-    batches (64 images of Q = 25 would otherwise be two blocks of 40 and 24).
-    Q = 784 → 1, 196 → 6, 100 → 10, 25 → 40 (16 at N = 64).
+    25) 1.02 with 16, 0.95 with 32. Whole models, against the earlier rule (256 columns, a multiple of 8):
+    evaluation of ``strided`` 2.93 → 2.77 ms, of ``maxpool`` 8.78 → 8.46 ms, a ``maxpool`` training step at
+    batch 256 7.09 → 6.64 ms. Even shares then took a ``strided`` step at batch 256 from 2.98 to 2.86 ms (40
+    images a block made 7 blocks, 4 for one thread and 3 for the other; now 8 of 32) and a ``maxpool`` step at
+    batch 64 from 2.31 to 2.19 ms. Q = 784 → 1, 196 → 5, 100 → 10, 25 → 39 at N = 1000 (26 blocks), 16 at 64.
     """
-    fewest = max(1, MIN_COLUMNS // Q)
-    B = next((B for B in range(fewest, fewest + VECTOR) if B * Q % VECTOR == 0), fewest)
-    if N is not None:
-        B = min(B, max(1, -(-N // (2 * threads))))
-    return B
+    B = max(1, MIN_COLUMNS // Q)
+    if N is None:
+        return B
+    per_thread = max(2, -(-N // (threads * B)))
+    return max(1, -(-N // (threads * per_thread)))
 
 
 @kernel
