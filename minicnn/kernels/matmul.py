@@ -26,7 +26,7 @@ from numba import config
 from . import sum_kernel
 
 #: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
-from .vectors import ADD, ROWS, STORE, STORE_RELU, VECTORS, tile, tile_masked  # noqa: E402
+from .vectors import ADD, ROWS, ROWS8, STORE, STORE_RELU, VECTORS, tile, tile8, tile8_masked, tile_masked  # noqa: E402
 
 
 @sum_kernel
@@ -44,7 +44,8 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000.
 
     The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
-    tile, a narrower masked one at the end of each row). For each image and each slab of columns, every block
+    tile, a narrower masked one at the end of each row), or 8-row tiles when M is a multiple of 8 (16 output
+    channels: 6-row tiles computed 18 rows; the 16-channel convolutions' forward 10–12% faster with 8). For each image and each slab of columns, every block
     of 6 rows of a is run over the same slab of b's rows, which stays in the core's first-level cache: with
     rows of a outer instead, the strided second layer's product (rows of b 400 numbers long, 150 of them) ran
     at 102 instead of 115 GFLOP/s. Before the tiles, this was a Numba loop keeping 4 × Q sums in a buffer it
@@ -62,6 +63,17 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
         out = target.ctypes.data + n * target.strides[0]
         for q in range(0, Q, slab):
             width = min(slab, Q - q)
+            if M % ROWS8 == 0:
+                for i in range(0, M, ROWS8):
+                    a_i, rows_i, initial_i = a_at + i * K * size, rows_at + i * 8, initial_at + i * size
+                    if width == slab:
+                        tile8(number, a_i, K, ROWS8, K, window_at, src + q * size, out + q * size, rows_i, initial_i,
+                              mode, slab)
+                    else:
+                        for v in range(q, q + width, lanes):
+                            tile8_masked(number, a_i, K, ROWS8, K, window_at, src + v * size, out + v * size, rows_i,
+                                         initial_i, mode, min(lanes, q + width - v))
+                continue
             for i in range(0, M, ROWS):
                 rows = min(ROWS, M - i)
                 a_i, rows_i, initial_i = a_at + i * K * size, rows_at + i * 8, initial_at + i * size

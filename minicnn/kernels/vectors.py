@@ -34,8 +34,8 @@ from numba.extending import intrinsic
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 
-#: Rows of the result per tile, and vectors of columns per row.
-ROWS, VECTORS = 6, 2
+#: Rows of the result per tile (``tile`` takes 6, ``tile8`` 8), and vectors of columns per row.
+ROWS, ROWS8, VECTORS = 6, 8, 2
 
 #: What the tile does with each sum it has computed (shared with ``matmul.py``).
 ADD, STORE, STORE_RELU = 0, 1, 2
@@ -119,11 +119,11 @@ def _codegen(define, kinds):
 
 # --- the products' register tile ----------------------------------------------------------------------------
 
-def define_tile(code, vectors):
+def define_tile(code, vectors, ROWS=ROWS):
     """void tile(real* a, i64 lda, i64 rows, i64 K, i64* window, real* src, real* t, i64* target_window,
                  real* initial, i64 mode, i64 count)
 
-    For r < ``rows`` (at most ROWS) and the tile's ``vectors`` · L columns (L = ``code.lanes``)::
+    For r < ``rows`` (at most ROWS: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L = ``code.lanes``)::
 
         t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
 
@@ -188,6 +188,21 @@ def tile(typingctx, number, a, lda, rows, K, window, src, t, target_window, init
     target_window and initial; ``number``: any number of the arrays' dtype."""
     signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
     return signature, _codegen(lambda code: define_tile(code, VECTORS), _TILE_ARGUMENTS)
+
+
+@intrinsic
+def tile8(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+    """``tile`` with 8 rows: for products whose rows are a multiple of 8 (16 output channels: 6-row tiles
+    computed 18 rows for 16)."""
+    signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    return signature, _codegen(lambda code: define_tile(code, VECTORS, ROWS8), _TILE_ARGUMENTS)
+
+
+@intrinsic
+def tile8_masked(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+    """``tile_masked`` with 8 rows."""
+    signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    return signature, _codegen(lambda code: define_tile(code, 1, ROWS8), _TILE_ARGUMENTS)
 
 
 @intrinsic
