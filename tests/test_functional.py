@@ -47,6 +47,20 @@ def test_conv2d_relu_is_relu_after_conv2d_to_the_bit(x_shape, w_spec, stride, pa
         assert_close(b, a, rtol=0, atol=0, name=name)
 
 
+def test_linear_relu_is_relu_after_linear_to_the_bit(rng):
+    """The fused op applies max(·, 0) to the very sums linear computes; its gradients are ReLU's then linear's."""
+    arrays = (rng.standard_normal((33, 40)), rng.standard_normal((12, 40)), rng.standard_normal(12))
+    results = []
+    for op in (lambda x, w, b: F.relu(F.linear(x, w, b)), F.linear_relu):
+        x, w, b = (mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
+        y = op(x, w, b)
+        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        results.append([y.numpy(), x.grad, w.grad, b.grad])
+    assert np.mean(results[0][0] == 0) > 0.2                                 # the ReLU did cut
+    for name, a, b in zip(["y", "dx", "dw", "db"], *results):
+        assert_close(b, a, rtol=0, atol=0, name=name)
+
+
 POOL_GEOMETRY = [
     # x shape, kernel, stride, padding, ceil_mode
     ((2, 2, 6, 6), 2, None, 0, False),
@@ -77,6 +91,8 @@ def test_gradcheck_global_avg_pool_relu_linear_dropout(rng):
     gradcheck(F.linear, x, w, b)
     gradcheck(lambda x, w: F.linear(x, w), x, w)
     gradcheck(F.linear, t64(rng.standard_normal((2, 3, 4))), w, b)        # extra leading axes
+    gradcheck(F.linear_relu, x, w, b)
+    gradcheck(F.linear_relu, t64(rng.standard_normal((2, 3, 4))), w, b)
 
     def dropped(x):
         mc.manual_seed(7)                       # the same mask at every call of the check

@@ -157,17 +157,18 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_threaded_gemm_equals_reference(dtype, trans_a, trans_b, rng):
     """Rows split among 1, 2 or 3 bands (more bands than rows included), transposed operands read in place, with
-    and without a bias."""
+    and without a bias, with and without the ReLU."""
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     for M, K, N in [(1, 1, 1), (2, 7, 3), (13, 400, 120), (64, 120, 84), (5, 3, 17)]:
         a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
         b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
         bias = rng.standard_normal(N).astype(dtype) if M % 2 else None
-        expected = R_blas.gemm(a, b, trans_a, trans_b, bias)
-        for threads in (1, 2, 3):
-            got = K_blas.gemm(a, b, trans_a, trans_b, bias, threads=threads)
-            assert got.dtype == dtype and got.flags.c_contiguous
-            assert_close(got, expected, **tol, name=f"gemm {M}x{K}x{N} on {threads} threads")
+        for relu in (False, True):
+            expected = R_blas.gemm(a, b, trans_a, trans_b, bias, relu=relu)
+            for threads in (1, 2, 3):
+                got = K_blas.gemm(a, b, trans_a, trans_b, bias, threads=threads, relu=relu)
+                assert got.dtype == dtype and got.flags.c_contiguous
+                assert_close(got, expected, **tol, name=f"gemm {M}x{K}x{N} on {threads} threads, relu {relu}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -179,6 +180,8 @@ def test_gemm_without_the_threaded_blas_falls_back_to_numpy(dtype, rng, monkeypa
     got = K_blas.gemm(a, b, trans_b=True, bias=bias)
     assert got.dtype == dtype and got.flags.c_contiguous
     assert_close(got, R_blas.gemm(a, b, False, True, bias), rtol=1e-5, atol=1e-5, name="gemm fallback")
+    assert_close(K_blas.gemm(a, b, trans_b=True, bias=bias, relu=True), R_blas.gemm(a, b, False, True, bias, relu=True),
+                 rtol=1e-5, atol=1e-5, name="gemm fallback, relu")
 
 
 def test_gemm_rejects_mismatched_inner_dimensions(rng):

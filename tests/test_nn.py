@@ -99,18 +99,24 @@ def test_train_eval_and_dropout():
     assert repr(model[1]) == "Dropout(p=0.5)"
 
 
-def test_sequential_fuses_conv_and_relu_to_the_same_numbers(rng):
-    """Conv2d then ReLU runs as one fused op inside Sequential; output and gradients equal the layers one by one.
-    A subclass of Conv2d (which may compute something else) and a Conv2d not followed by ReLU are left alone."""
+def test_sequential_fuses_conv_or_linear_and_relu_to_the_same_numbers(rng):
+    """Conv2d or Linear then ReLU runs as one fused op inside Sequential; output and gradients equal the layers
+    one by one. Subclasses (which may compute something else) and layers not followed by ReLU are left alone."""
     class Doubled(nn.Conv2d):
         def forward(self, x):
             return super().forward(x) * 2.0
 
+    class Halved(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 0.5
+
     mc.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), Doubled(4, 4, 3), nn.ReLU(),
-                          nn.Conv2d(4, 2, 1), nn.Flatten())
-    assert model[0].fused_with(model[1]) is not None
+                          nn.Conv2d(4, 2, 1), nn.Flatten(), nn.Linear(50, 20), nn.ReLU(), Halved(20, 10), nn.ReLU(),
+                          nn.Linear(10, 3))
+    assert model[0].fused_with(model[1]) is not None and model[6].fused_with(model[7]) is not None
     assert model[2].fused_with(model[3]) is None and model[4].fused_with(model[5]) is None
+    assert model[8].fused_with(model[9]) is None
     x = rng.standard_normal((3, 1, 13, 13)).astype(np.float32)
     fused = model(mc.Tensor(x))
     fused.sum().backward()

@@ -9,16 +9,23 @@ OpenBLAS (Linear(400, 120) at batch 256: 0.21 ms either way), for 1.3 s more com
     matmul:  Y = A @ B            dA = dY @ Bᵀ           dB = Aᵀ @ dY        (batched over leading axes)
     linear:  y = x @ Wᵀ + b       dx = dy @ W            dW = dyᵀ @ x         db = Σ_n dy
              x (N, in), W (out, in), b (out,), y (N, out)
+
+``linear_relu`` is ``relu(linear(...))`` in one pass, as ``conv2d_relu`` is for the convolution: each thread
+applies bias and ReLU to its band of the result while it is in cache, and backward masks the gradient with
+the output before the linear layer's own. ``nn.Sequential`` uses it for a ``Linear`` followed by a ``ReLU``
+(``Module.fused_with``): the same numbers, to the bit, and two ops fewer per head (0.03 ms of the ``strided``
+evaluation at batch 1000).
 """
 import numpy as np
 
 from ..autograd import Function
 from ..kernels import single_threaded_blas
+from ..kernels.activation import relu_backward
 from ..kernels.blas import gemm
 from ..kernels.shapes import check_same_dtype
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["matmul", "linear"]
+__all__ = ["matmul", "linear", "linear_relu"]
 
 
 class MatMul(Function):
@@ -63,20 +70,23 @@ def matmul(a, b) -> Tensor:
 
 
 class Linear(Function):
-    """y = x @ Wᵀ + b for x (N, in); inputs with more leading axes (…, in) are flattened to (N, in) first."""
+    """y = x @ Wᵀ + b for x (N, in), through max(·, 0) when ``relu``; inputs with more leading axes (…, in) are
+    flattened to (N, in) first."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, *, relu=False):
         x2 = x.reshape(-1, x.shape[-1])
-        y = gemm(x2, weight, trans_b=True, bias=bias)
-        ctx.save_for_backward(x2, weight)
-        ctx.x_shape = x.shape
+        y = gemm(x2, weight, trans_b=True, bias=bias, relu=relu)
+        ctx.save_for_backward(x2, weight, y if relu else None)
+        ctx.x_shape, ctx.relu = x.shape, relu
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
-        x2, weight = ctx.saved
+        x2, weight, y = ctx.saved
         g2 = grad.reshape(-1, weight.shape[0])
+        if ctx.relu:
+            g2 = relu_backward(np.ascontiguousarray(g2), y)          # through the ReLU first: zero where it cut
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = gemm(g2, weight).reshape(ctx.x_shape) if need_x else None
         grad_w = gemm(g2, x2, trans_a=True) if need_w else None
@@ -90,16 +100,25 @@ def linear(x, weight, bias=None) -> Tensor:
     Args: x (N, in_features) (or (…, in_features)), weight (out_features, in_features), bias (out_features,).
     Returns: (N, out_features).
     """
+    return _linear("linear", x, weight, bias, relu=False)
+
+
+def linear_relu(x, weight, bias=None) -> Tensor:
+    """``relu(linear(x, weight, bias))`` in one pass (see the module docstring); same arguments and shapes."""
+    return _linear("linear_relu", x, weight, bias, relu=True)
+
+
+def _linear(name, x, weight, bias, relu):
     x, weight = as_tensor(x), as_tensor(weight)
     if weight.ndim != 2:
-        raise ValueError(f"linear: expected weight of shape (out_features, in_features) (2-D), got shape {weight.shape}")
+        raise ValueError(f"{name}: expected weight of shape (out_features, in_features) (2-D), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: expected input with {weight.shape[1]} features in its last axis "
+        raise ValueError(f"{name}: expected input with {weight.shape[1]} features in its last axis "
                          f"(weight of shape {weight.shape}), got input of shape {x.shape}")
     if bias is not None:
         bias = as_tensor(bias)
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"linear: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
-    check_same_dtype("linear", input=x, weight=weight, bias=bias)
-    return Linear.apply(x, weight, bias)
+            raise ValueError(f"{name}: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    check_same_dtype(name, input=x, weight=weight, bias=bias)
+    return Linear.apply(x, weight, bias, relu=relu)
 

@@ -89,25 +89,28 @@ def _gemm_rows_overload(a, b, c, m0, m1, trans_a, trans_b):
 
 
 @parallel_kernel
-def _gemm_split(a, b, bias, c, trans_a, trans_b, threads):
-    """c = op(a) @ op(b) (+ bias on every row, unless bias is empty), rows of c in ``threads`` bands, band t by
-    thread t (the bands are disjoint). The bias is added to each band while it is in the core's cache: as a
-    separate ``y += bias`` it cost 0.04 ms of Linear(400, 120)'s 0.43 at batch 1000."""
+def _gemm_split(a, b, bias, relu, c, trans_a, trans_b, threads):
+    """c = op(a) @ op(b) (+ bias on every row, unless bias is empty; through max(·, 0) when ``relu``), rows of c
+    in ``threads`` bands, band t by thread t (the bands are disjoint). The bias and the ReLU are applied to each
+    band while it is in the core's cache: as a separate ``y += bias`` the bias cost 0.04 ms of Linear(400,
+    120)'s 0.43 at batch 1000."""
     M, N = c.shape
     for t in prange(threads):
         m0, m1 = t * M // threads, (t + 1) * M // threads
         if m1 > m0:
             _gemm_rows(a, b, c, m0, m1, trans_a, trans_b)
-            if bias.shape[0] > 0:
+            if bias.shape[0] > 0 or relu:
                 for m in range(m0, m1):
                     for j in range(N):
-                        c[m, j] += bias[j]
+                        v = c[m, j] + bias[j] if bias.shape[0] > 0 else c[m, j]
+                        c[m, j] = 0 if relu and v <= 0 else v                 # as kernels/activation.py: NaN stays
 
 
 @single_threaded_blas
-def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None):
-    """op(a) @ op(b) (+ bias, added to every row) as a new C-contiguous array, for 2-D arrays of one dtype
-    (float32 or float64); op is the matrix or its transpose (read in place, not copied).
+def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False):
+    """op(a) @ op(b) (+ bias, added to every row; through max(·, 0) when ``relu``) as a new C-contiguous array,
+    for 2-D arrays of one dtype (float32 or float64); op is the matrix or its transpose (read in place, not
+    copied).
 
     Splits the result's rows among ``threads`` (default: Numba's thread count) when ``AVAILABLE``; otherwise,
     for other dtypes, or under ``NUMBA_DISABLE_JIT=1`` (no compiled kernel to call BLAS from), numpy's ``@``.
@@ -125,9 +128,9 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None):
         c = np.ascontiguousarray(op_a @ op_b)
         if bias is not None:
             c += bias
-        return c
+        return np.where(c <= 0, np.zeros((), c.dtype), c) if relu else c
     c = np.empty((op_a.shape[0], op_b.shape[1]), dtype=a.dtype)
     bias = np.zeros(0, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
-    _gemm_split(np.ascontiguousarray(a), np.ascontiguousarray(b), bias, c, bool(trans_a), bool(trans_b),
+    _gemm_split(np.ascontiguousarray(a), np.ascontiguousarray(b), bias, bool(relu), c, bool(trans_a), bool(trans_b),
                 get_num_threads() if threads is None else int(threads))
     return c

@@ -140,6 +140,13 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def fused_with(self, following):
+        """``following(self(x))`` in one pass when ``following`` is a ReLU (``F.linear_relu``), else None.
+        Subclasses, which may compute something else, are not fused."""
+        if type(self) is Linear and type(following) is ReLU:
+            return lambda x: F.linear_relu(x, self.weight, self.bias)
+        return None
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 

@@ -58,7 +58,7 @@ class Module:
 
     def fused_with(self, following: "Module"):
         """A function that computes ``following(self(x))`` in one step, faster, or None (the default): what
-        ``Sequential`` asks of each module about the next one (``Conv2d`` answers for a ``ReLU``)."""
+        ``Sequential`` asks of each module about the next one (``Conv2d`` and ``Linear`` answer for a ``ReLU``)."""
         return None
 
     def __call__(self, *args, **kwargs):
@@ -167,8 +167,8 @@ class Module:
 class Sequential(Module):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Indexable like a list.
 
-    Where a module can do its own work and the next one's in one step (``Module.fused_with``: a ``Conv2d``
-    followed by a ``ReLU``), ``forward`` lets it: the same numbers, one pass over memory fewer.
+    Where a module can do its own work and the next one's in one step (``Module.fused_with``: a ``Conv2d`` or a
+    ``Linear`` followed by a ``ReLU``), ``forward`` lets it: the same numbers, one pass over memory fewer.
     """
 
     def __init__(self, *modules: Module):
