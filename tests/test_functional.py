@@ -30,35 +30,32 @@ def test_gradcheck_conv2d(x_shape, w_spec, stride, padding, rng):
     gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding), x, w, b)
 
 
-@pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
-def test_conv2d_relu_is_relu_after_conv2d_to_the_bit(x_shape, w_spec, stride, padding, rng):
-    """The fused op stores max(y, 0) of the very sums conv2d stores, and its gradients are ReLU's then conv's."""
-    C_out, KH, KW = w_spec
-    arrays = (rng.standard_normal(x_shape), rng.standard_normal((C_out, x_shape[1], KH, KW)), rng.standard_normal(C_out))
+def assert_fused_equals_unfused(unfused, fused, arrays):
+    """``fused`` and ``unfused`` (ops of the same tensors) give the same output and the same gradients, to the
+    bit: the fused op applies max(·, 0) to the very sums the unfused one computes, and its backward is ReLU's
+    then the layer's."""
     results = []
-    for op in (lambda x, w, b: F.relu(F.conv2d(x, w, b, stride, padding)),
-               lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding)):
-        x, w, b = (mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
-        y = op(x, w, b)
+    for op in (unfused, fused):
+        tensors = [mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+        y = op(*tensors)
         y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
-        results.append([y.numpy(), x.grad, w.grad, b.grad])
+        results.append([y.numpy()] + [t.grad for t in tensors])
     assert np.mean(results[0][0] == 0) > 0.2                                 # the ReLU did cut
     for name, a, b in zip(["y", "dx", "dw", "db"], *results):
         assert_close(b, a, rtol=0, atol=0, name=name)
+
+
+@pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
+def test_conv2d_relu_is_relu_after_conv2d_to_the_bit(x_shape, w_spec, stride, padding, rng):
+    C_out, KH, KW = w_spec
+    arrays = (rng.standard_normal(x_shape), rng.standard_normal((C_out, x_shape[1], KH, KW)), rng.standard_normal(C_out))
+    assert_fused_equals_unfused(lambda x, w, b: F.relu(F.conv2d(x, w, b, stride, padding)),
+                                lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding), arrays)
 
 
 def test_linear_relu_is_relu_after_linear_to_the_bit(rng):
-    """The fused op applies max(·, 0) to the very sums linear computes; its gradients are ReLU's then linear's."""
     arrays = (rng.standard_normal((33, 40)), rng.standard_normal((12, 40)), rng.standard_normal(12))
-    results = []
-    for op in (lambda x, w, b: F.relu(F.linear(x, w, b)), F.linear_relu):
-        x, w, b = (mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
-        y = op(x, w, b)
-        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
-        results.append([y.numpy(), x.grad, w.grad, b.grad])
-    assert np.mean(results[0][0] == 0) > 0.2                                 # the ReLU did cut
-    for name, a, b in zip(["y", "dx", "dw", "db"], *results):
-        assert_close(b, a, rtol=0, atol=0, name=name)
+    assert_fused_equals_unfused(lambda x, w, b: F.relu(F.linear(x, w, b)), F.linear_relu, arrays)
 
 
 POOL_GEOMETRY = [

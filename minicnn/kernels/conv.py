@@ -37,7 +37,7 @@ whole batch and numpy's BLAS for the products, memory-bound on these long, thin 
 im2col and these products; (3) stride 1 read from the padded image across its full width, which computes
 Wp/OW times the outputs needed (1.14x for LeNet's first layer, 1.4x for its second) but needs no im2col;
 (4) stride 1 from a spread of one image, gathered columns (offset tables) side by side for other strides;
-(5) now: blocks of images in one spread for every stride, runs of a multiple of 8 numbers::
+(5) blocks of images in one spread for every stride, runs of a multiple of 8 numbers::
 
     layer                        forward                            weight grad                        input grad
     Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23 → 0.19 → 0.23   0.68 → 0.18 → 0.22 → 0.16 → 0.14   1.43 → 0.53 → 0.37 → 0.25 → 0.30
@@ -55,10 +55,18 @@ in or out: the strided first layer's forward at batch 1000 1.17 → 1.10 ms, inp
 256 4–18% faster, the same numbers to the bit). What the forward keeps for the weight gradient is the
 spread of each block (``kept``).
 
-Where the time goes now, for the strided pyramid's second layer at batch 1000 (1.2 ms forward): the product
-0.69 ms (87 GFLOP/s per core; ``matmul.py`` says what limits it), the spread 0.28 ms. The
-spread's loop through ``reads`` runs one number at a time (LLVM emits no vector gathers for this CPU):
-about 1.4 numbers per cycle. Its copies as nested loops over (j, ow) were slower still (rows of 5 numbers).
+Version 6 (now) keeps the layout and changes how each piece is done: the products run on register tiles
+of LLVM vectors (``vectors.py``, through ``matmul.py``), the spread copies runs out of rows split into their
+stride phases where runs are at least 8 long (``_spread_split``), the reorders copy runs, and blocks hold
+about 1024 columns, shared evenly between the threads (``images_per_block``). Forward and forward+backward
+at batch 64, ms, before → after (``benchmarks/bench_ops.py``): Conv2d(1, 6, 5, p=2) 0.22 → 0.13 and
+0.78 → 0.65, Conv2d(6, 16, 5) 0.27 → 0.19 and 1.00 → 0.75, Conv2d(6, 16, 5, stride=2) 0.094 → 0.085 and
+0.34 → 0.32.
+
+Where the time goes now, for the strided pyramid's second layer at batch 1000 (about 0.95 ms forward on
+two cores; PyTorch 0.62): on one core, the product 0.98 ms (about 125 GFLOP/s; the tile's limits are in
+``vectors.py``), the spread 0.58 ms (runs of OW = 5 numbers, as fast one number at a time through ``reads``
+as copied out of split rows), the reorder 0.08 ms.
 """
 import functools
 
@@ -202,6 +210,15 @@ def _spread_read(x, n0, n1, block, tables, B, geometry):
     on one core at batch 1000). Per row of the block, not of each image: copying row by row (rows of OW = 5
     numbers, each with its own bounds) took 2.6 µs per image of the strided pyramid's second layer, the table
     0.6 µs."""
+    _through_reads(block, x, n0, n1, tables, B, geometry, False)
+
+
+@sum_kernel
+def _through_reads(block, x, n0, n1, tables, B, geometry, fold):
+    """The rows of a block and the numbers of x they hold, walked through ``reads``: copied into the block
+    (the spread, ``fold`` False) or added back onto x (the fold, ``fold`` True; x zeroed by the caller).
+    Lanes that fall on the padding hold a zero in the spread and are dropped from the fold: the block's
+    entries there are zeroed, after the copy or before the sum."""
     C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
     reads, padding, padded = tables
     HH = phase_rows(KH, stride_h, out_h)
@@ -214,18 +231,23 @@ def _spread_read(x, n0, n1, block, tables, B, geometry):
             for ph in range(stride_h):
                 for hh in range(HH):
                     h = stride_h * hh + ph - pad_h
-                    dst = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
+                    row = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
                     if 0 <= h < H:
-                        src = np.uint64(first + (ci * H + h) * W)
-                        for i in range(used):
-                            block[dst + i] = flat[src + lanes[i]]
-                        for m in range(padded[kw]):                 # the lanes that read in place of padding
-                            block[dst + padding[kw, m]] = 0
-                        for i in range(used, run):
-                            block[dst + i] = 0
-                    else:
+                        image = np.uint64(first + (ci * H + h) * W)
+                        if not fold:
+                            for i in range(used):
+                                block[row + i] = flat[image + lanes[i]]
+                        for m in range(padded[kw]):                 # the lanes on the padding
+                            block[row + padding[kw, m]] = 0
+                        if fold:
+                            for i in range(used):
+                                flat[image + lanes[i]] += block[row + i]
+                        else:
+                            for i in range(used, run):
+                                block[row + i] = 0
+                    elif not fold:
                         for i in range(run):
-                            block[dst + i] = 0
+                            block[row + i] = 0
 
 
 @sum_kernel
@@ -271,27 +293,11 @@ def _fold_block(block, grad_x, n0, n1, tables, B, geometry):
     """The adjoint of ``_spread_block``: grad_x[n0:n1] (zeroed here) = for each number of x, the sum of the
     block entries that copied it; entries that stand for padding (zeroed in ``block`` first, then added as
     zeros) or for missing images are dropped."""
-    C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w = geometry
-    reads, padding, padded = tables
-    HH = phase_rows(KH, stride_h, out_h)
+    C_in, H, W = geometry[0], geometry[1], geometry[2]
     flat = grad_x.ravel()
-    first = n0 * C_in * H * W
-    used = np.uint64((n1 - n0) * out_w)
-    for i in range(np.uint64(first), np.uint64(n1 * C_in * H * W)):
+    for i in range(np.uint64(n0 * C_in * H * W), np.uint64(n1 * C_in * H * W)):
         flat[i] = 0
-    for ci in range(C_in):
-        for kw in range(KW):
-            lanes = reads[kw]
-            for ph in range(stride_h):
-                for hh in range(HH):
-                    h = stride_h * hh + ph - pad_h
-                    if 0 <= h < H:
-                        src = np.uint64((((ci * KW + kw) * stride_h + ph) * HH + hh) * B * out_w)
-                        dst = np.uint64(first + (ci * H + h) * W)
-                        for m in range(padded[kw]):                 # what was read in place of padding: dropped
-                            block[src + padding[kw, m]] = 0
-                        for i in range(used):
-                            flat[dst + lanes[i]] += block[src + i]
+    _through_reads(block, grad_x, n0, n1, tables, B, geometry, True)
 
 
 @sum_kernel

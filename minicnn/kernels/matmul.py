@@ -55,6 +55,8 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     size = a.itemsize
     lanes = 64 // size                                    # numbers in a 512-bit vector
     slab = VECTORS * lanes                                # columns of one full tile
+    eight = M % ROWS8 == 0
+    step = ROWS8 if eight else ROWS                       # rows of a tile
     number = initial[0]                                   # tells the tiles the arrays' dtype
     a_at, window_at, initial_at = a.ctypes.data, window.ctypes.data, initial.ctypes.data
     rows_at = target_window.ctypes.data
@@ -63,27 +65,30 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
         out = target.ctypes.data + n * target.strides[0]
         for q in range(0, Q, slab):
             width = min(slab, Q - q)
-            if M % ROWS8 == 0:
-                for i in range(0, M, ROWS8):
-                    a_i, rows_i, initial_i = a_at + i * K * size, rows_at + i * 8, initial_at + i * size
-                    if width == slab:
-                        tile8(number, a_i, K, ROWS8, K, window_at, src + q * size, out + q * size, rows_i, initial_i,
-                              mode, slab)
-                    else:
-                        for v in range(q, q + width, lanes):
-                            tile8_masked(number, a_i, K, ROWS8, K, window_at, src + v * size, out + v * size, rows_i,
-                                         initial_i, mode, min(lanes, q + width - v))
-                continue
-            for i in range(0, M, ROWS):
-                rows = min(ROWS, M - i)
+            for i in range(0, M, step):
+                rows = min(step, M - i)
                 a_i, rows_i, initial_i = a_at + i * K * size, rows_at + i * 8, initial_at + i * size
                 if width == slab:
-                    tile(number, a_i, K, rows, K, window_at, src + q * size, out + q * size, rows_i, initial_i,
-                         mode, slab)
+                    _tile(eight, False, number, a_i, K, rows, K, window_at, src + q * size, out + q * size, rows_i,
+                          initial_i, mode, slab)
                 else:
                     for v in range(q, q + width, lanes):
-                        tile_masked(number, a_i, K, rows, K, window_at, src + v * size, out + v * size, rows_i,
-                                    initial_i, mode, min(lanes, q + width - v))
+                        _tile(eight, True, number, a_i, K, rows, K, window_at, src + v * size, out + v * size,
+                              rows_i, initial_i, mode, min(lanes, q + width - v))
+
+
+@sum_kernel
+def _tile(eight, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+    """One of ``vectors.py``'s four tiles: 8 rows or 6, two vectors of columns or one masked to ``count``."""
+    if eight:
+        if masked:
+            tile8_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+        else:
+            tile8(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    elif masked:
+        tile_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+    else:
+        tile(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
 
 
 @sum_kernel

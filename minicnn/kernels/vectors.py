@@ -133,6 +133,12 @@ def define_tile(code, vectors, ROWS=ROWS):
     each k loads ``vectors`` vectors of b's row k and ROWS numbers of a (broadcast), and does ROWS · ``vectors``
     fused multiply-adds. With ``vectors`` = 1 the one vector is masked to its first ``count`` columns (the last,
     narrow tile of a row). ``mode``: ADD, STORE, or STORE_RELU (max(·, 0), NaN kept as in ``activation.py``).
+
+    Its machine loop is what a BLAS kernel's is: per k one load of window[k], two vector loads, six (or eight)
+    broadcasts and 12 (16) multiply-adds, nothing stored. It runs at 150 GFLOP/s on one core when its slab of
+    b is in the first-level cache, 120–130 on the convolutions' blocks, against 220 for multiply-adds alone.
+    Tried without gain: prefetching the next slab's rows; 4 rows × 4 vectors (16 sums, 0.85× as fast on the
+    strided second layer). 8 rows × 2 vectors serves M a multiple of 8 (``tile8``).
     """
     function, b = code.define(f"tile_{ROWS}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
                                                          code.ptr, I64.as_pointer(), code.ptr, I64, I64])
