@@ -48,7 +48,8 @@ def assert_fused_equals_unfused(unfused, fused, arrays):
 @pytest.mark.parametrize("x_shape, w_spec, stride, padding", CONV_GEOMETRY)
 def test_conv2d_relu_is_relu_after_conv2d_to_the_bit(x_shape, w_spec, stride, padding, rng):
     C_out, KH, KW = w_spec
-    arrays = (rng.standard_normal(x_shape), rng.standard_normal((C_out, x_shape[1], KH, KW)), rng.standard_normal(C_out))
+    arrays = (rng.standard_normal(x_shape), rng.standard_normal((C_out, x_shape[1], KH, KW)),
+              rng.standard_normal(C_out))
     assert_fused_equals_unfused(lambda x, w, b: F.relu(F.conv2d(x, w, b, stride, padding)),
                                 lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding), arrays)
 

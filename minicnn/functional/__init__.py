@@ -20,5 +20,6 @@ from .reduction import max, mean, sum
 from .shape import flatten, getitem, permute, reshape
 
 __all__ = ["conv2d", "conv2d_relu", "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "dropout",
-           "linear", "linear_relu", "matmul", "cross_entropy", "log_softmax", "mse_loss", "nll_loss", "avg_pool2d", "blur_pool2d",
-           "global_avg_pool2d", "max_pool2d", "max", "mean", "sum", "flatten", "getitem", "permute", "reshape"]
+           "linear", "linear_relu", "matmul", "cross_entropy", "log_softmax", "mse_loss", "nll_loss", "avg_pool2d",
+           "blur_pool2d", "global_avg_pool2d", "max_pool2d", "max", "mean", "sum", "flatten", "getitem", "permute",
+           "reshape"]

@@ -111,7 +111,8 @@ def linear_relu(x, weight, bias=None) -> Tensor:
 def _linear(name, x, weight, bias, relu):
     x, weight = as_tensor(x), as_tensor(weight)
     if weight.ndim != 2:
-        raise ValueError(f"{name}: expected weight of shape (out_features, in_features) (2-D), got shape {weight.shape}")
+        raise ValueError(f"{name}: expected weight of shape (out_features, in_features) (2-D), "
+                         f"got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"{name}: expected input with {weight.shape[1]} features in its last axis "
                          f"(weight of shape {weight.shape}), got input of shape {x.shape}")

@@ -383,10 +383,10 @@ def _sources(x, sources, split, tables, geometry, B):
 
 @parallel_sum_kernel
 def _forward(x, filters, bias, relu, y, kept, keep, scratch, split, out_block, tables, window, row_window, geometry, B):
-    """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``, else the thread's scratch[t]),
-    then bias + W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this
-    time, through max(·, 0) when ``relu``: one product loop compiled for all), and for blocks of several images their outputs moved from
-    out_block[t] to y."""
+    """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``,
+    else the thread's scratch[t]; split[t]: the spread's own scratch), then bias + W @ cols stored by the product
+    (the input gradient's, storing its rows at ``row_window`` this time, through max(·, 0) when ``relu``: one
+    product compiled for all), and for blocks of several images their outputs moved from out_block[t] to y."""
     N, C_out = y.shape[0], y.shape[1]
     Q = y.shape[2] * y.shape[3]
     y2 = y.reshape(N, C_out * Q)
@@ -533,7 +533,8 @@ def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad
     grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
     _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x,
                     plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
-                    plan.scratch(plan.block_size, grad_out.dtype), plan.tables, plan.window, row_window, plan.geometry, B)
+                    plan.scratch(plan.block_size, grad_out.dtype), plan.tables, plan.window, row_window,
+                    plan.geometry, B)
     return grad_x
 
 

@@ -45,11 +45,12 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
 
     The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
     tile, a narrower masked one at the end of each row), or 8-row tiles when M is a multiple of 8 (16 output
-    channels: 6-row tiles computed 18 rows; the 16-channel convolutions' forward 10–12% faster with 8). For each image and each slab of columns, every block
-    of 6 rows of a is run over the same slab of b's rows, which stays in the core's first-level cache: with
-    rows of a outer instead, the strided second layer's product (rows of b 400 numbers long, 150 of them) ran
-    at 102 instead of 115 GFLOP/s. Before the tiles, this was a Numba loop keeping 4 × Q sums in a buffer it
-    loaded and stored for every 4 rows of b (86–90 GFLOP/s, 46–55 for LeNet's 6-channel first layer).
+    channels: 6-row tiles computed 18 rows; the 16-channel convolutions' forward 10–12% faster with 8). For
+    each image and each slab of columns, every block of rows of a is run over the same slab of b's rows, which
+    stays in the core's first-level cache: with rows of a outer instead, the strided second layer's product
+    (rows of b 400 numbers long, 150 of them) ran at 102 instead of 115 GFLOP/s. Before the tiles, this was a
+    Numba loop keeping 4 × Q sums in a buffer it loaded and stored for every 4 rows of b (86–90 GFLOP/s, 46–55
+    for LeNet's 6-channel first layer).
     """
     M, K = a.shape
     size = a.itemsize

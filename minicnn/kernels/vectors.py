@@ -123,7 +123,8 @@ def define_tile(code, vectors, ROWS=ROWS):
     """void tile(real* a, i64 lda, i64 rows, i64 K, i64* window, real* src, real* t, i64* target_window,
                  real* initial, i64 mode, i64 count)
 
-    For r < ``rows`` (at most ROWS: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L = ``code.lanes``)::
+    For r < ``rows`` (at most ROWS: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L =
+    ``code.lanes``)::
 
         t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
 
