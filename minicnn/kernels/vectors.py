@@ -111,38 +111,42 @@ def _codegen(define, kinds):
     def codegen(context, builder, signature, values):
         code = VectorCode(builder.module, context.get_value_type(signature.args[0]))
         pointer = {"real*": code.ptr, "i64*": I64.as_pointer()}
-        builder.call(define(code), [builder.inttoptr(value, pointer[kind]) if kind in pointer else value
-                                    for kind, value in zip(kinds, values[1:])])
+        arguments = []
+        for kind, value, numba_type in zip(kinds, values[1:], signature.args[1:]):
+            value = context.cast(builder, value, numba_type, types.int64)      # whatever int the caller had
+            arguments.append(builder.inttoptr(value, pointer[kind]) if kind in pointer else value)
+        builder.call(define(code), arguments)
         return context.get_dummy_value()
     return codegen
 
 
 # --- the products' register tile ----------------------------------------------------------------------------
 
-def define_tile(code, vectors, ROWS=ROWS):
+def define_tile(code, vectors, height=ROWS):
     """void tile(real* a, i64 lda, i64 rows, i64 K, i64* window, real* src, real* t, i64* target_window,
                  real* initial, i64 mode, i64 count)
 
-    For r < ``rows`` (at most ROWS: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L =
+    For r < ``rows`` (at most ``height``: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L =
     ``code.lanes``)::
 
         t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
 
     ``a`` points at the tile's first row of a, ``src`` and ``t`` at its first column in the source and the
     target, ``target_window`` and ``initial`` at its first row's entries. Rows past ``rows`` repeat the last
-    and are not written. The sums are ROWS × ``vectors`` vectors that stay in registers for the whole of K:
-    each k loads ``vectors`` vectors of b's row k and ROWS numbers of a (broadcast), and does ROWS · ``vectors``
-    fused multiply-adds. With ``vectors`` = 1 the one vector is masked to its first ``count`` columns (the last,
-    narrow tile of a row). ``mode``: ADD, STORE, or STORE_RELU (max(·, 0), NaN kept as in ``activation.py``).
+    and are not written. The sums are ``height`` × ``vectors`` vectors that stay in registers for the whole
+    of K: each k loads ``vectors`` vectors of b's row k and ``height`` numbers of a (broadcast), and does
+    ``height`` · ``vectors`` fused multiply-adds. With ``vectors`` = 1 the one vector is masked to its first
+    ``count`` columns (the last, narrow tile of a row). ``mode``: ADD, STORE, or STORE_RELU (max(·, 0), NaN
+    kept as in ``activation.py``).
 
     Its machine loop is what a BLAS kernel's is: per k one load of window[k], two vector loads, six (or eight)
     broadcasts and 12 (16) multiply-adds, nothing stored. It runs at 150 GFLOP/s on one core when its slab of
-    b is in the first-level cache, 120–130 on the convolutions' blocks, against 220 for multiply-adds alone.
+    b is in the first-level cache, 120–160 on the convolutions' blocks, against 220 for multiply-adds alone.
     Tried without gain: prefetching the next slab's rows; 4 rows × 4 vectors (16 sums, 0.85× as fast on the
     strided second layer). 8 rows × 2 vectors serves M a multiple of 8 (``tile8``).
     """
-    function, b = code.define(f"tile_{ROWS}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
-                                                         code.ptr, I64.as_pointer(), code.ptr, I64, I64])
+    function, b = code.define(f"tile_{height}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
+                                                           code.ptr, I64.as_pointer(), code.ptr, I64, I64])
     if b is None:
         return function
     a, lda, rows, K, window, src, t, target_window, initial, mode, count = function.args
@@ -151,7 +155,7 @@ def define_tile(code, vectors, ROWS=ROWS):
     # Each row's a, target and start; rows past ``rows`` repeat the last one.
     last = b.sub(rows, ir.Constant(I64, 1))
     a_rows, t_rows, sums = [], [], []
-    for r in range(ROWS):
+    for r in range(height):
         row = b.select(b.icmp_signed("<", ir.Constant(I64, r), rows), ir.Constant(I64, r), last)
         a_rows.append(b.gep(a, [b.mul(row, lda)]))
         t_rows.append(b.gep(t, [b.load(b.gep(target_window, [row]))]))
@@ -162,7 +166,7 @@ def define_tile(code, vectors, ROWS=ROWS):
         k = loop.index
         b_row = b.gep(src, [b.load(b.gep(window, [k]))])
         b_vectors = [code.load(b, b_row, ir.Constant(I64, v * code.lanes), mask) for v in range(vectors)]
-        for r in range(ROWS):
+        for r in range(height):
             a_rk = code.broadcast(b, b.load(b.gep(a_rows[r], [k])))
             for v in range(vectors):
                 b.store(b.call(code.fma, [a_rk, b_vectors[v], b.load(sums[r][v])]), sums[r][v])
@@ -170,7 +174,7 @@ def define_tile(code, vectors, ROWS=ROWS):
     zero = ir.Constant(code.vec, None)
     is_add = b.icmp_signed("==", mode, ir.Constant(I64, ADD))
     is_store = b.icmp_signed("==", mode, ir.Constant(I64, STORE))
-    for r in range(ROWS):
+    for r in range(height):
         with b.if_then(b.icmp_signed(">", rows, ir.Constant(I64, r))):
             for v in range(vectors):
                 column = ir.Constant(I64, v * code.lanes)
