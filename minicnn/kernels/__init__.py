@@ -8,10 +8,13 @@ the tests check that the two agree.
 Compilation is lazy: ``import minicnn`` compiles nothing. The first call with a new dtype compiles the kernel
 (about a second each) and stores the machine code on disk (``cache=True``: next to this file in ``__pycache__``,
 or in the user-wide Numba cache folder when this folder is read-only), so later processes load it in
-milliseconds. Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python.
+milliseconds (a kernel that compiles in code of other files is checked against those too:
+``DependenciesLocator``). Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python
+(the few loops written in LLVM's vectors then give way to their plain equivalents).
 
 Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
-``matmul.py``), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
+``matmul.py``), ``vectors.py`` (the inner loops written in LLVM's vectors: the products' register tiles, the
+spread's runs), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
 for the linear layer) and ``threads.py`` (which thread pool runs what).
 """
 import ctypes
