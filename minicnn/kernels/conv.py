@@ -140,8 +140,8 @@ def _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w):
 
 
 class Plan:
-    """What the kernels need to know about one convolution's geometry, computed in Python once per geometry
-    and thread count (``_plan`` keeps them).
+    """What the kernels need to know about one convolution's geometry, computed in Python once per geometry,
+    block size and thread count (``_plan`` keeps them).
 
     The images go B = ``images_per_block`` at a time: block k holds images k·B to k·B + B (the last block's
     unused places are zeros). A block's columns form one (R, B·Q) matrix, R = C_in·KH·KW, Q = OH·OW, column
