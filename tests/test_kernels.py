@@ -106,8 +106,7 @@ def test_spread_from_split_rows_equals_spread_by_reads(case, dtype, rng):
     _, _, (OH, OW) = conv2d_geometry((N, C_in, H, W), (1, C_in, KH, KW), (S_h, S_w), (P_h, P_w))
     plan = K_conv.Plan(C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, images=B)
     x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
-    width = -(-(W + 2 * P_w) // S_w)
-    split = np.empty(B * C_in * H * S_w * width, dtype)
+    split = np.empty(B * C_in * H * S_w * K_conv.split_width(W, P_w, S_w), dtype)
     for k in range(plan.blocks(N)):
         n0, n1 = k * B, min(k * B + B, N)
         by_runs = np.full(plan.block_size, np.nan, dtype)

@@ -75,7 +75,7 @@ from numba import get_num_threads, prange
 
 from . import kernel, parallel_sum_kernel, sum_kernel
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
-from .vectors import AVAILABLE as VECTOR_CODE, copy_runs, split_rows
+from .vectors import AVAILABLE as VECTOR_CODE, VECTOR_BYTES, copy_runs, split_rows
 
 #: A block holds about this many images' columns (images × OH·OW), so that the spread's rows and the
 #: products' rows are long (``images_per_block``).
@@ -105,6 +105,13 @@ def images_per_block(Q, N=None, threads=1):
         return B
     per_thread = max(2, -(-N // (threads * B)))
     return max(1, -(-N // (threads * per_thread)))
+
+
+def split_width(W, pad_w, stride_w):
+    """The numbers a phase of a padded row takes in ``_spread_split``'s scratch: ceil((W + 2·P_w) / S_w), rounded
+    up to whole vectors of any dtype (``vectors.split_rows`` stores whole vectors only)."""
+    phase, lanes = -(-(W + 2 * pad_w) // stride_w), VECTOR_BYTES // 4
+    return -(-phase // lanes) * lanes
 
 
 @kernel
@@ -162,7 +169,7 @@ class Plan:
         self.block_size = C_in * KW * stride_h * HH * B * out_w
         self.tables = _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w)     # (reads, padding, padded)
         split = VECTOR_CODE and stride_w <= 2 and out_w >= SPLIT_MIN_RUN
-        self.split_width = -(-(W + 2 * pad_w) // stride_w) if split else 0
+        self.split_width = split_width(W, pad_w, stride_w) if split else 0
         self.split_size = B * C_in * H * stride_w * self.split_width
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
         self.threads = get_num_threads()
@@ -276,16 +283,16 @@ def _spread_split(x, n0, n1, block, split, B, geometry):
                 high = low
                 while high < HH and stride_h * high + ph - pad_h < H:
                     high += 1
-                for hh in range(HH):
-                    start = (row0 + hh) * run
-                    for i in range(used if low <= hh < high else 0, run):
-                        block[start + i] = 0
                 if high > low:
                     h = stride_h * low + ph - pad_h
                     src = ((ci * H + h) * stride_w + kw % stride_w) * width + kw // stride_w
                     copy_runs(number, block.ctypes.data + (row0 + low) * run * size, run, out_w,
                               split.ctypes.data + src * size, stride_h * stride_w * width, image,
                               high - low, n1 - n0, out_w)
+                for hh in range(HH):                # after the copy, which may write past a row's last run
+                    start = (row0 + hh) * run
+                    for i in range(used if low <= hh < high else 0, run):
+                        block[start + i] = 0
 
 
 @sum_kernel
@@ -308,8 +315,8 @@ def _block_to_outputs(block, y, n0, n1, B):
     C_out, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
     if VECTOR_CODE:
         size = y.itemsize
-        copy_runs(block[0], y.ctypes.data + n0 * C_out * out_h * out_w * size, out_w, C_out * out_h * out_w,
-                  block.ctypes.data, B * out_w, out_w, C_out * out_h, n1 - n0, out_w)
+        copy_runs(block[0], y.ctypes.data + n0 * C_out * out_h * out_w * size, C_out * out_h * out_w, out_w,
+                  block.ctypes.data, out_w, B * out_w, n1 - n0, C_out * out_h, out_w)
         return
     for j in range(n1 - n0):
         image = y[n0 + j].ravel()

@@ -26,7 +26,8 @@ from numba import config
 from . import sum_kernel
 
 #: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
-from .vectors import ADD, ROWS, ROWS8, STORE, STORE_RELU, VECTORS, tile, tile8, tile8_masked, tile_masked  # noqa: E402
+from .vectors import (ADD, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU, VECTOR_BYTES, VECTORS,  # noqa: E402
+                      tile, tile_exact, tile_exact_masked, tile_masked)
 
 
 @sum_kernel
@@ -54,10 +55,10 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     """
     M, K = a.shape
     size = a.itemsize
-    lanes = 64 // size                                    # numbers in a 512-bit vector
-    slab = VECTORS * lanes                                # columns of one full tile
-    eight = M % ROWS8 == 0
-    step = ROWS8 if eight else ROWS                       # rows of a tile
+    lanes = VECTOR_BYTES // size                          # numbers in a vector
+    exact = M % EXACT_ROWS == 0
+    slab = (EXACT_VECTORS if exact else VECTORS) * lanes  # columns of one full tile
+    step = EXACT_ROWS if exact else ROWS                  # rows of a tile
     number = initial[0]                                   # tells the tiles the arrays' dtype
     a_at, window_at, initial_at = a.ctypes.data, window.ctypes.data, initial.ctypes.data
     rows_at = target_window.ctypes.data
@@ -70,22 +71,22 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
                 rows = min(step, M - i)
                 a_i, rows_i, initial_i = a_at + i * K * size, rows_at + i * 8, initial_at + i * size
                 if width == slab:
-                    _tile(eight, False, number, a_i, K, rows, K, window_at, src + q * size, out + q * size, rows_i,
+                    _tile(exact, False, number, a_i, K, rows, K, window_at, src + q * size, out + q * size, rows_i,
                           initial_i, mode, slab)
                 else:
                     for v in range(q, q + width, lanes):
-                        _tile(eight, True, number, a_i, K, rows, K, window_at, src + v * size, out + v * size,
+                        _tile(exact, True, number, a_i, K, rows, K, window_at, src + v * size, out + v * size,
                               rows_i, initial_i, mode, min(lanes, q + width - v))
 
 
 @sum_kernel
-def _tile(eight, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+def _tile(exact, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
     """One of ``vectors.py``'s four tiles: 8 rows or 6, two vectors of columns or one masked to ``count``."""
-    if eight:
+    if exact:
         if masked:
-            tile8_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+            tile_exact_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
         else:
-            tile8(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
+            tile_exact(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
     elif masked:
         tile_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
     else:

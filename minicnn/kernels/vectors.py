@@ -34,8 +34,22 @@ from numba.extending import intrinsic
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 
-#: Rows of the result per tile (``tile`` takes 6, ``tile8`` 8), and vectors of columns per row.
-ROWS, ROWS8, VECTORS = 6, 8, 2
+def _vector_bytes():
+    """64 (512-bit vectors) where the kernels are compiled for AVX-512, else 32 (256 bits: AVX2): the features
+    Numba compiles for, ``NUMBA_CPU_FEATURES`` if set, else the host's. Numba's cache keys compiled code on
+    the CPU too, so a cache filled on one kind of CPU is not run on the other."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+#: Bytes of a vector: 64 with AVX-512 (32 vector registers), 32 without (16 registers).
+VECTOR_BYTES = _vector_bytes()
+
+#: The tiles' shapes, (rows, vectors of columns), chosen so that their sums, the vectors of b's row and one
+#: broadcast fit the registers: ``tile`` serves any M; ``tile_exact`` M a multiple of its rows (16 output
+#: channels, where 6-row tiles computed 18 rows). With 16 registers, 6 × 2 (12 sums) and 4 × 3 (12): an
+#: 8-row tile spilled its sums to the stack every step (35–40 GFLOP/s on a core, against 60–80).
+(ROWS, VECTORS), (EXACT_ROWS, EXACT_VECTORS) = ((6, 2), (8, 2)) if VECTOR_BYTES == 64 else ((6, 2), (4, 3))
 
 #: What the tile does with each sum it has computed (shared with ``matmul.py``).
 ADD, STORE, STORE_RELU = 0, 1, 2
@@ -47,7 +61,7 @@ class VectorCode:
     def __init__(self, module, real):
         self.module, self.real = module, real
         self.tag = "f32" if isinstance(real, ir.FloatType) else "f64"
-        self.lanes = 16 if self.tag == "f32" else 8                       # numbers in 512 bits
+        self.lanes = VECTOR_BYTES // (4 if self.tag == "f32" else 8)
         self.vec = ir.VectorType(real, self.lanes)
         self.index_vec = ir.VectorType(I64, self.lanes)
         self.mask_vec = ir.VectorType(I1, self.lanes)
@@ -202,18 +216,18 @@ def tile(typingctx, number, a, lda, rows, K, window, src, t, target_window, init
 
 
 @intrinsic
-def tile8(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+def tile_exact(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
     """``tile`` with 8 rows: for products whose rows are a multiple of 8 (16 output channels: 6-row tiles
     computed 18 rows for 16)."""
     signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
-    return signature, _codegen(lambda code: define_tile(code, VECTORS, ROWS8), _TILE_ARGUMENTS)
+    return signature, _codegen(lambda code: define_tile(code, EXACT_VECTORS, EXACT_ROWS), _TILE_ARGUMENTS)
 
 
 @intrinsic
-def tile8_masked(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
+def tile_exact_masked(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
     """``tile_masked`` with 8 rows."""
     signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
-    return signature, _codegen(lambda code: define_tile(code, 1, ROWS8), _TILE_ARGUMENTS)
+    return signature, _codegen(lambda code: define_tile(code, 1, EXACT_ROWS), _TILE_ARGUMENTS)
 
 
 @intrinsic
@@ -230,20 +244,37 @@ def define_copy_runs(code):
                       i64 outer, i64 inner, i64 length)
 
     dst[a·dst_outer + i·dst_inner + c] = src[a·src_outer + i·src_inner + c] for a < outer, i < inner, c < length:
-    outer × inner runs of ``length`` numbers, one masked vector load and store per L numbers of a run. The
-    lanes' mask is made once per L columns, outside the loops over runs."""
+    outer × inner runs of ``length`` numbers, copied in that order (a, then i), L numbers at a time. Every
+    load is masked to its run. Every store but those of the last run writes a whole vector, up to L − 1
+    numbers past its run: **the caller passes runs that follow one another in dst in the order they are
+    copied** (dst_inner = length, dst_outer = inner · length), or writes the places between them afterwards.
+    Why: a masked store is microcoded on AMD's Zen 2 and 3 (this project's machine), about 12 cycles, against
+    one for a plain store; runs of 5 numbers cost 4.7 ns each masked and 1.1 ns so (masked loads are cheap
+    everywhere)."""
     function, b = code.define("copy_runs", [code.ptr, I64, I64, code.ptr, I64, I64, I64, I64, I64])
     if b is None:
         return function
     dst, dst_outer, dst_inner, src, src_outer, src_inner, outer, inner, length = function.args
-    with cgutils.for_range_slice(b, ir.Constant(I64, 0), length, ir.Constant(I64, code.lanes), inc=True) as (c, _):
-        mask = code.lanes_within(b, c, ir.Constant(I64, 0), length)
-        with cgutils.for_range(b, outer) as run_a:
-            src_a = b.add(b.mul(run_a.index, src_outer), c)
-            dst_a = b.add(b.mul(run_a.index, dst_outer), c)
-            with cgutils.for_range(b, inner) as run_i:
-                value = code.load(b, src, b.add(src_a, b.mul(run_i.index, src_inner)), mask)
-                code.store(b, value, dst, b.add(dst_a, b.mul(run_i.index, dst_inner)), mask)
+    zero, one, L = ir.Constant(I64, 0), ir.Constant(I64, 1), ir.Constant(I64, code.lanes)
+    whole = b.mul(b.sdiv(length, L), L)                          # columns in whole vectors
+    tail = code.lanes_within(b, whole, zero, length)             # the lanes of the rest, made once
+    has_tail = b.icmp_signed("<", whole, length)
+    with cgutils.for_range(b, outer) as run_a:
+        src_a, dst_a = b.mul(run_a.index, src_outer), b.mul(run_a.index, dst_outer)
+        last_a = b.icmp_signed("==", run_a.index, b.sub(outer, one))
+        with cgutils.for_range(b, inner) as run_i:
+            src_i = b.add(src_a, b.mul(run_i.index, src_inner))
+            dst_i = b.add(dst_a, b.mul(run_i.index, dst_inner))
+            with cgutils.for_range_slice(b, zero, whole, L, inc=True) as (c, _):
+                code.store(b, code.load(b, src, b.add(src_i, c)), dst, b.add(dst_i, c))
+            with b.if_then(has_tail):
+                value = code.load(b, src, b.add(src_i, whole), tail)
+                last = b.and_(last_a, b.icmp_signed("==", run_i.index, b.sub(inner, one)))
+                with b.if_else(last) as (then, otherwise):
+                    with then:
+                        code.store(b, value, dst, b.add(dst_i, whole), tail)
+                    with otherwise:
+                        code.store(b, value, dst, b.add(dst_i, whole))
     b.ret_void()
     return function
 
@@ -258,13 +289,16 @@ def define_split_rows(code):
         dst[i·dst_stride + pw·width + w'] = xp[S·w' + pw]        (zero past the padded row)
 
     S = 1 is the padded row itself. For S = 2 two vectors of the row are loaded (lanes off the row masked, so
-    the padding reads nothing) and a fixed shuffle takes the even and the odd lanes out of them."""
+    the padding reads nothing) and a fixed shuffle takes the even and the odd lanes out of them. ``width`` is
+    a multiple of L (the caller's scratch is that wide), so that every store is a whole vector: masked stores
+    are slow on AMD's Zen 2 and 3 (``define_copy_runs``)."""
     function, b = code.define("split_rows", [code.ptr, I64, I64, code.ptr, I64, I64, I64, I64, I64])
     if b is None:
         return function
     dst, dst_stride, width, src, src_stride, rows, W, P, S = function.args
     L = code.lanes
-    two = code.broadcast(b, b.icmp_signed("==", S, ir.Constant(I64, 2)), code.mask_vec)
+    is_two = b.icmp_signed("==", S, ir.Constant(I64, 2))
+    two = code.broadcast(b, is_two, code.mask_vec)
     even = ir.Constant(ir.VectorType(I32, L), [2 * lane for lane in range(L)])
     odd = ir.Constant(ir.VectorType(I32, L), [2 * lane + 1 for lane in range(L)])
     with cgutils.for_range_slice(b, ir.Constant(I64, 0), width, ir.Constant(I64, L), inc=True) as (c, _):
@@ -272,14 +306,14 @@ def define_split_rows(code):
         second = b.add(first, ir.Constant(I64, L))
         on_row = (code.lanes_within(b, first, P, b.add(P, W)),
                   b.and_(code.lanes_within(b, second, P, b.add(P, W)), two))
-        out = code.lanes_within(b, c, ir.Constant(I64, 0), width)
         with cgutils.for_range(b, rows) as row:
             row_src = b.sub(b.mul(row.index, src_stride), P)        # where padded column 0 would be
             row_dst = b.add(b.mul(row.index, dst_stride), c)
             low = code.load(b, src, b.add(row_src, first), on_row[0])
             high = code.load(b, src, b.add(row_src, second), on_row[1])
-            code.store(b, b.select(two, b.shuffle_vector(low, high, even), low), dst, row_dst, out)
-            code.store(b, b.shuffle_vector(low, high, odd), dst, b.add(row_dst, width), b.and_(out, two))
+            code.store(b, b.select(two, b.shuffle_vector(low, high, even), low), dst, row_dst)
+            with b.if_then(is_two):
+                code.store(b, b.shuffle_vector(low, high, odd), dst, b.add(row_dst, width))
     b.ret_void()
     return function
 
