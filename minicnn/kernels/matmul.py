@@ -45,8 +45,9 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000.
 
     The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
-    tile, a narrower masked one at the end of each row), or 8-row tiles when M is a multiple of 8 (16 output
-    channels: 6-row tiles computed 18 rows; the 16-channel convolutions' forward 10–12% faster with 8). For
+    tile with AVX-512, 16 with AVX2; narrower masked ones at the end of each row), or its ``tile_exact`` when
+    M is a multiple of its rows (8 × 2 with AVX-512, 4 × 3 with AVX2; 16 output channels: 6-row tiles computed
+    18 rows; with AVX-512 the 16-channel convolutions' forward was 10–12% faster with 8). For
     each image and each slab of columns, every block of rows of a is run over the same slab of b's rows, which
     stays in the core's first-level cache: with rows of a outer instead, the strided second layer's product
     (rows of b 400 numbers long, 150 of them) ran at 102 instead of 115 GFLOP/s. Before the tiles, this was a
@@ -81,7 +82,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
 
 @sum_kernel
 def _tile(exact, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
-    """One of ``vectors.py``'s four tiles: 8 rows or 6, two vectors of columns or one masked to ``count``."""
+    """One of ``vectors.py``'s four tiles: ``tile_exact`` or ``tile``, full or one vector masked to ``count``."""
     if exact:
         if masked:
             tile_exact_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)

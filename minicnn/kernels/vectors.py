@@ -7,15 +7,16 @@ other in the tests).
 Why not Numba loops. Numba turns Python loops into LLVM IR and LLVM vectorises what it can prove safe and
 profitable. Three kinds of loop it did not make fast here:
 
-- **Products that keep their sums in registers.** A core of this machine does 115 GFLOP/s of 256-bit and 220
-  of 512-bit multiply-adds when nothing else is in the way (a loop of nothing else, measured); OpenBLAS reaches
-  153. Numba's loops reached 86–90: their sums lived in a buffer that every pass loaded and stored, and no way
-  of writing the loop in Python made LLVM keep them in registers (scalar sums, a stack buffer: tried, slower).
-  ``tile`` holds a 6 × 2 block of vectors of sums as LLVM values for the whole of K: 90 → 116 GFLOP/s on the
-  strided second layer's blocks, 55 → 99 on LeNet's first layer (one core).
+- **Products that keep their sums in registers.** On the Intel machine these were first written on, a core
+  did 115 GFLOP/s of 256-bit and 220 of 512-bit multiply-adds when nothing else was in the way (a loop of
+  nothing else, measured); OpenBLAS reached 153. Numba's loops reached 86–90: their sums lived in a buffer
+  that every pass loaded and stored, and no way of writing the loop in Python made LLVM keep them in
+  registers (scalar sums, a stack buffer: tried, slower). ``tile`` holds a 6 × 2 block of vectors of sums as
+  LLVM values for the whole of K: 90 → 116 GFLOP/s on the strided second layer's blocks, 55 → 99 on LeNet's
+  first layer (one core). (The project's AMD machine, AVX2 only: OpenBLAS 89 GFLOP/s a core.)
 - **Copies of short runs.** The spread copies runs of OW = 5–28 numbers; a loop that short never reaches
   LLVM's vector body (it wants 32 or more iterations) and runs one number at a time. ``copy_runs`` moves a
-  run of up to 16 float32 with one masked load and one masked store.
+  run of up to L numbers with one masked load and one plain store.
 - **Stride-2 reads.** Reading every other number of a row is a gather, which LLVM does not vectorise for this
   CPU. ``split_rows`` loads whole rows and splits even from odd columns with a fixed shuffle.
 
@@ -23,9 +24,12 @@ How they are emitted: each function below is a Numba ``intrinsic``, a Python fun
 the kernel being compiled. The first call site defines the helper as an internal function of that kernel's
 module (``llvmlite.ir``), so it is optimised with the kernel and cached with it on disk; nothing is compiled at
 import. Arrays go in as addresses (``array.ctypes.data``) and ``number``, any number of the arrays' dtype, says
-which dtype they hold. Vectors are 512 bits wide (16 float32, 8 float64); on a CPU without AVX-512 LLVM
-splits each in two or four: the same results, at that CPU's speed. Under ``NUMBA_DISABLE_JIT=1`` no Python can
-run this code, and the callers use their plain versions instead.
+which dtype they hold. Vectors are as wide as the CPU's (``VECTOR_BYTES``): L = 16 float32 (8 float64) with
+AVX-512, 8 (4) with AVX2. Written 512 bits wide for an AVX2 CPU, LLVM split each vector in two and the tiles'
+sums no longer fit its 16 registers: on the AMD EPYC machine the convolutions ran 1.5–2x slower than with
+vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37 ms).
+Sums are taken in the same order whatever the width, so results do not depend on it. Under
+``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the callers use their plain versions instead.
 """
 from llvmlite import binding as llvm, ir
 from numba import config, types
@@ -140,7 +144,8 @@ def define_tile(code, vectors, height=ROWS):
     """void tile(real* a, i64 lda, i64 rows, i64 K, i64* window, real* src, real* t, i64* target_window,
                  real* initial, i64 mode, i64 count)
 
-    For r < ``rows`` (at most ``height``: 6, or 8 for ``tile8``) and the tile's ``vectors`` · L columns (L =
+    For r < ``rows`` (at most ``height``: ``ROWS``, or ``EXACT_ROWS`` for ``tile_exact``) and the tile's
+    ``vectors`` · L columns (L =
     ``code.lanes``)::
 
         t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
@@ -153,11 +158,13 @@ def define_tile(code, vectors, height=ROWS):
     ``count`` columns (the last, narrow tile of a row). ``mode``: ADD, STORE, or STORE_RELU (max(·, 0), NaN
     kept as in ``activation.py``).
 
-    Its machine loop is what a BLAS kernel's is: per k one load of window[k], two vector loads, six (or eight)
-    broadcasts and 12 (16) multiply-adds, nothing stored. It runs at 150 GFLOP/s on one core when its slab of
-    b is in the first-level cache, 120–160 on the convolutions' blocks, against 220 for multiply-adds alone.
-    Tried without gain: prefetching the next slab's rows; 4 rows × 4 vectors (16 sums, 0.85× as fast on the
-    strided second layer). 8 rows × 2 vectors serves M a multiple of 8 (``tile8``).
+    Its machine loop is what a BLAS kernel's is: per k one load of window[k], ``vectors`` vector loads,
+    ``height`` broadcasts and ``height`` · ``vectors`` multiply-adds, nothing stored. With AVX-512 it ran at
+    150 GFLOP/s on one core when its slab of b was in the first-level cache, 120–160 on the convolutions'
+    blocks, against 220 for multiply-adds alone. Tried there without gain: prefetching the next slab's rows;
+    4 rows × 4 vectors (16 sums, 0.85× as fast on the strided second layer). With AVX2 (16 registers), 8 × 1
+    for M = 16 was 1.2–1.4× slower than 6 × 2 and 4 × 3 (``tile_exact`` there), which were within 5% of each
+    other (interleaved runs of the layers' forwards).
     """
     function, b = code.define(f"tile_{height}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
                                                            code.ptr, I64.as_pointer(), code.ptr, I64, I64])
@@ -217,15 +224,15 @@ def tile(typingctx, number, a, lda, rows, K, window, src, t, target_window, init
 
 @intrinsic
 def tile_exact(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
-    """``tile`` with 8 rows: for products whose rows are a multiple of 8 (16 output channels: 6-row tiles
-    computed 18 rows for 16)."""
+    """``tile`` with ``EXACT_ROWS`` rows and ``EXACT_VECTORS`` vectors: for products whose rows are a multiple
+    of ``EXACT_ROWS`` (16 output channels: 6-row tiles computed 18 rows for 16)."""
     signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
     return signature, _codegen(lambda code: define_tile(code, EXACT_VECTORS, EXACT_ROWS), _TILE_ARGUMENTS)
 
 
 @intrinsic
 def tile_exact_masked(typingctx, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
-    """``tile_masked`` with 8 rows."""
+    """``tile_masked`` with ``EXACT_ROWS`` rows."""
     signature = types.void(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
     return signature, _codegen(lambda code: define_tile(code, 1, EXACT_ROWS), _TILE_ARGUMENTS)
 
