@@ -26,7 +26,7 @@ from numba import config
 from . import sum_kernel
 
 #: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
-from .vectors import (ADD, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU, VECTOR_BYTES, VECTORS,  # noqa: E402
+from .vectors import (ADD, EXACT, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU, VECTOR_BYTES, VECTORS,  # noqa: E402
                       tile, tile_exact, tile_exact_masked, tile_masked)
 
 
@@ -57,7 +57,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     M, K = a.shape
     size = a.itemsize
     lanes = VECTOR_BYTES // size                          # numbers in a vector
-    exact = M % EXACT_ROWS == 0
+    exact = EXACT and M % EXACT_ROWS == 0
     slab = (EXACT_VECTORS if exact else VECTORS) * lanes  # columns of one full tile
     step = EXACT_ROWS if exact else ROWS                  # rows of a tile
     number = initial[0]                                   # tells the tiles the arrays' dtype
@@ -83,7 +83,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
 @sum_kernel
 def _tile(exact, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
     """One of ``vectors.py``'s four tiles: ``tile_exact`` or ``tile``, full or one vector masked to ``count``."""
-    if exact:
+    if EXACT and exact:                                  # a constant: the unused tiles are dropped
         if masked:
             tile_exact_masked(number, a, lda, rows, K, window, src, t, target_window, initial, mode, count)
         else:

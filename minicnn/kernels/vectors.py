@@ -51,9 +51,11 @@ VECTOR_BYTES = _vector_bytes()
 
 #: The tiles' shapes, (rows, vectors of columns), chosen so that their sums, the vectors of b's row and one
 #: broadcast fit the registers: ``tile`` serves any M; ``tile_exact`` M a multiple of its rows (16 output
-#: channels, where 6-row tiles computed 18 rows). With 16 registers, 6 × 2 (12 sums) and 4 × 3 (12): an
-#: 8-row tile spilled its sums to the stack every step (35–40 GFLOP/s on a core, against 60–80).
-(ROWS, VECTORS), (EXACT_ROWS, EXACT_VECTORS) = ((6, 2), (8, 2)) if VECTOR_BYTES == 64 else ((6, 2), (4, 3))
+#: channels, where 6-row tiles computed 18 rows). With 16 registers (AVX2) 6 × 2, 12 sums, alone: an 8-row
+#: tile spilled its sums to the stack every step (8 × 2; 8 × 1 ran 1.2–1.4x slower for M = 16), and 4 × 3
+#: was within 5% of 6 × 2 but added 4 s to a cold start (``EXACT`` False: ``tile_exact`` is never called).
+(ROWS, VECTORS), (EXACT_ROWS, EXACT_VECTORS) = ((6, 2), (8, 2)) if VECTOR_BYTES == 64 else ((6, 2), (6, 2))
+EXACT = (EXACT_ROWS, EXACT_VECTORS) != (ROWS, VECTORS)
 
 #: What the tile does with each sum it has computed (shared with ``matmul.py``).
 ADD, STORE, STORE_RELU = 0, 1, 2
