@@ -266,16 +266,21 @@ def global_avg_pool2d_forward(x):
 
     Each plane is summed in the input's dtype with its additions allowed to reassociate (``sum_by_size``),
     so LLVM keeps several partial sums in one vector instead of a chain of dependent additions:
-    0.132 ms with one float64 accumulator, 0.039 ms so, on (64, 64, 7, 7)."""
+    0.132 ms with one float64 accumulator, 0.039 ms so, on (64, 64, 7, 7). Indexed flat with unsigned
+    offsets (no test for Python's negative indices in the loop, see ``kernels/conv.py``): 0.040 → 0.027 ms
+    on the AMD machine, where PyTorch takes 0.043."""
     N, C, H, W = x.shape
-    planes = x.reshape(N * C, H * W)
+    size = np.uint64(H * W)
+    flat = x.ravel()
     y = np.empty((N, C, 1, 1), dtype=x.dtype)
+    means = y.reshape(N * C)
     zero = _zero_of(x)
     for p in prange(N * C):
+        start = np.uint64(p) * size
         total = zero
-        for k in range(H * W):
-            total += planes[p, k]
-        y[p // C, p % C, 0, 0] = total / (H * W)
+        for k in range(size):
+            total += flat[start + k]
+        means[p] = total / (H * W)
     return y
 
 
