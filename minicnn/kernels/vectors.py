@@ -27,7 +27,7 @@ import. Arrays go in as addresses (``array.ctypes.data``) and ``number``, any nu
 which dtype they hold. Vectors are as wide as the CPU's (``VECTOR_BYTES``): L = 16 float32 (8 float64) with
 AVX-512, 8 (4) with AVX2. Written 512 bits wide for an AVX2 CPU, LLVM split each vector in two and the tiles'
 sums no longer fit its 16 registers: on the AMD EPYC machine the convolutions ran 1.5–2x slower than with
-vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37 ms).
+vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37–0.41 ms).
 Sums are taken in the same order whatever the width, so results do not depend on it. Under
 ``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the callers use their plain versions instead.
 """
