@@ -26,8 +26,8 @@ from numba import config
 from . import sum_kernel
 
 #: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
-from .vectors import (ADD, EXACT, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU, VECTOR_BYTES, VECTORS,  # noqa: E402
-                      tile, tile_exact, tile_exact_masked, tile_masked)
+from .vectors import (ADD, EXACT, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU,  # noqa: E402
+                      VECTOR_BYTES, VECTORS, tile, tile_exact, tile_exact_masked, tile_masked)
 
 
 @sum_kernel
