@@ -111,3 +111,19 @@ def test_numba_disable_jit_runs_the_same_model_as_plain_python():
     plain = run(PROBE_PLAIN_PYTHON, {"NUMBA_DISABLE_JIT": "1"})
     for a, b in zip(compiled, plain):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_other_vector_width_computes_the_same(tmp_path):
+    """``kernels/vectors.py`` writes its tiles and copies in the CPU's vector width (256 or 512 bits). The
+    width this machine does not use is compiled here through ``MINICNN_VECTOR_BYTES`` (LLVM splits or joins
+    the vectors), with a cache of its own, and the convolution and product kernels are checked against their
+    references again, float32, in a fresh process."""
+    from minicnn.kernels.vectors import VECTOR_BYTES
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(MINICNN_VECTOR_BYTES=str(96 - VECTOR_BYTES), NUMBA_CACHE_DIR=str(tmp_path))
+    chosen = "(conv_kernels_equal_reference or spread_from_split or small_matmuls) and float32"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider",
+                           "-k", chosen, os.path.join(os.path.dirname(__file__), "test_kernels.py")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "deselected" in done.stdout, done.stdout[-500:]

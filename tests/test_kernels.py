@@ -9,6 +9,7 @@ import pytest
 import minicnn.kernels
 from minicnn.kernels import activation as K_act, blas as K_blas, conv as K_conv, matmul as K_mm, pool as K_pool
 from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
+from minicnn.kernels.vectors import copy_runs
 from minicnn.reference import activation as R_act, blas as R_blas, conv as R_conv, matmul as R_mm, pool as R_pool
 from minicnn.testing import assert_close
 
@@ -303,3 +304,26 @@ def test_blur_pool_kernels_equal_reference(shape, stride, dtype, rng, threads):
     g = rng.standard_normal(y.shape).astype(dtype)
     assert_close(K_pool.blur_pool2d_backward(g, *shape[2:], stride),
                  R_pool.blur_pool2d_backward(g, *shape[2:], stride), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not K_conv.VECTOR_CODE, reason="LLVM vector code does not run under NUMBA_DISABLE_JIT")
+@pytest.mark.parametrize("outer, inner, length", [(1, 1, 1), (2, 2, 3), (3, 4, 5), (2, 3, 20), (1, 1, 16),
+                                                  (5, 1, 2), (1, 7, 9), (2, 2, 33)])
+def test_copy_runs_copies_and_writes_nothing_past_its_runs(outer, inner, length):
+    """``vectors.copy_runs`` stores whole vectors past a run's end only where later runs write again: the
+    runs land where they belong, and a guard of sentinels after the last one is untouched, for runs shorter,
+    as long as and longer than a vector."""
+    src = np.arange(2000, dtype=np.float32)
+    n = outer * inner * length
+    dst = np.full(n + 64, -1, np.float32)
+    _copy_runs(dst, src, inner * length, length, 3 * inner * length + 11, length + 2, outer, inner, length)
+    expected = [src[a * (3 * inner * length + 11) + i * (length + 2) + c]
+                for a in range(outer) for i in range(inner) for c in range(length)]
+    np.testing.assert_array_equal(dst[:n], expected)
+    np.testing.assert_array_equal(dst[n:], -1)
+
+
+@minicnn.kernels.kernel
+def _copy_runs(dst, src, dst_outer, dst_inner, src_outer, src_inner, outer, inner, length):
+    copy_runs(dst[0], dst.ctypes.data, dst_outer, dst_inner, src.ctypes.data, src_outer, src_inner, outer, inner,
+              length)

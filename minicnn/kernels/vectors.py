@@ -31,6 +31,8 @@ vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv
 Sums are taken in the same order whatever the width, so results do not depend on it. Under
 ``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the callers use their plain versions instead.
 """
+import os
+
 from llvmlite import binding as llvm, ir
 from numba import config, types
 from numba.core import cgutils
@@ -46,8 +48,12 @@ def _vector_bytes():
     return 64 if "+avx512f" in features.split(",") else 32
 
 
-#: Bytes of a vector: 64 with AVX-512 (32 vector registers), 32 without (16 registers).
-VECTOR_BYTES = _vector_bytes()
+#: Bytes of a vector: 64 with AVX-512 (32 vector registers), 32 without (16 registers). ``MINICNN_VECTOR_BYTES``
+#: (32 or 64) overrides it, for the tests that run one CPU's code on the other (LLVM splits or joins vectors:
+#: same results, other speed); Numba's cache does not know of it, so use it with a ``NUMBA_CACHE_DIR`` of its own.
+VECTOR_BYTES = int(os.environ.get("MINICNN_VECTOR_BYTES") or _vector_bytes())
+if VECTOR_BYTES not in (32, 64):
+    raise ValueError(f"MINICNN_VECTOR_BYTES: expected 32 or 64, got {VECTOR_BYTES}")
 
 #: The tiles' shapes, (rows, vectors of columns), chosen so that their sums, the vectors of b's row and one
 #: broadcast fit the registers: ``tile`` serves any M; ``tile_exact`` M a multiple of its rows (16 output
@@ -254,9 +260,11 @@ def define_copy_runs(code):
 
     dst[a·dst_outer + i·dst_inner + c] = src[a·src_outer + i·src_inner + c] for a < outer, i < inner, c < length:
     outer × inner runs of ``length`` numbers, copied in that order (a, then i), L numbers at a time. Every
-    load is masked to its run. Every store but those of the last run writes a whole vector, up to L − 1
-    numbers past its run: **the caller passes runs that follow one another in dst in the order they are
-    copied** (dst_inner = length, dst_outer = inner · length), or writes the places between them afterwards.
+    load is masked to its run. A run's last, partial vector is stored whole, up to L − 1 numbers past the
+    run, wherever those numbers still lie within the (outer · inner − r) · length that the runs from this one
+    on fill; only the runs within L numbers of the end store masked. So **the caller passes runs that follow
+    one another in dst in the order they are copied** (dst_inner = length, dst_outer = inner · length), or
+    leaves gaps between them that it writes afterwards.
     Why: a masked store is microcoded on AMD's Zen 2 and 3 (this project's machine), about 12 cycles, against
     one for a plain store; runs of 5 numbers cost 4.7 ns each masked and 1.1 ns so (masked loads are cheap
     everywhere)."""
@@ -264,13 +272,13 @@ def define_copy_runs(code):
     if b is None:
         return function
     dst, dst_outer, dst_inner, src, src_outer, src_inner, outer, inner, length = function.args
-    zero, one, L = ir.Constant(I64, 0), ir.Constant(I64, 1), ir.Constant(I64, code.lanes)
+    zero, L = ir.Constant(I64, 0), ir.Constant(I64, code.lanes)
     whole = b.mul(b.sdiv(length, L), L)                          # columns in whole vectors
     tail = code.lanes_within(b, whole, zero, length)             # the lanes of the rest, made once
     has_tail = b.icmp_signed("<", whole, length)
+    runs = b.mul(outer, inner)
     with cgutils.for_range(b, outer) as run_a:
         src_a, dst_a = b.mul(run_a.index, src_outer), b.mul(run_a.index, dst_outer)
-        last_a = b.icmp_signed("==", run_a.index, b.sub(outer, one))
         with cgutils.for_range(b, inner) as run_i:
             src_i = b.add(src_a, b.mul(run_i.index, src_inner))
             dst_i = b.add(dst_a, b.mul(run_i.index, dst_inner))
@@ -278,12 +286,15 @@ def define_copy_runs(code):
                 code.store(b, code.load(b, src, b.add(src_i, c)), dst, b.add(dst_i, c))
             with b.if_then(has_tail):
                 value = code.load(b, src, b.add(src_i, whole), tail)
-                last = b.and_(last_a, b.icmp_signed("==", run_i.index, b.sub(inner, one)))
-                with b.if_else(last) as (then, otherwise):
+                # The runs from this one on fill (runs − r)·length numbers: a whole vector stored at this
+                # run's tail stays inside them if that leaves at least L numbers from the tail on.
+                left = b.mul(b.sub(runs, b.add(b.mul(run_a.index, inner), run_i.index)), length)
+                inside = b.icmp_signed(">=", b.sub(left, whole), L)
+                with b.if_else(inside) as (then, otherwise):
                     with then:
-                        code.store(b, value, dst, b.add(dst_i, whole), tail)
-                    with otherwise:
                         code.store(b, value, dst, b.add(dst_i, whole))
+                    with otherwise:
+                        code.store(b, value, dst, b.add(dst_i, whole), tail)
     b.ret_void()
     return function
 
