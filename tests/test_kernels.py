@@ -325,5 +325,6 @@ def test_copy_runs_copies_and_writes_nothing_past_its_runs(outer, inner, length)
 
 @minicnn.kernels.kernel
 def _copy_runs(dst, src, dst_outer, dst_inner, src_outer, src_inner, outer, inner, length):
+    """``vectors.copy_runs`` on two flat arrays (it is an intrinsic: only compiled code can call it)."""
     copy_runs(dst[0], dst.ctypes.data, dst_outer, dst_inner, src.ctypes.data, src_outer, src_inner, outer, inner,
               length)

@@ -109,7 +109,7 @@ def images_per_block(Q, N=None, threads=1):
 
 def split_width(W, pad_w, stride_w):
     """The numbers a phase of a padded row takes in ``_spread_split``'s scratch: ceil((W + 2·P_w) / S_w), rounded
-    up to whole vectors of any dtype (``vectors.split_rows`` stores whole vectors only)."""
+    up to a multiple of the float32 lanes, so of every dtype's (``vectors.split_rows`` stores whole vectors)."""
     phase, lanes = -(-(W + 2 * pad_w) // stride_w), VECTOR_BYTES // 4
     return -(-phase // lanes) * lanes
 

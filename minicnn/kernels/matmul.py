@@ -45,9 +45,9 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
     product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000.
 
     The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
-    tile with AVX-512, 16 with AVX2; narrower masked ones at the end of each row), or its ``tile_exact`` when
-    M is a multiple of its rows (8 × 2 with AVX-512, 4 × 3 with AVX2; 16 output channels: 6-row tiles computed
-    18 rows; with AVX-512 the 16-channel convolutions' forward was 10–12% faster with 8). For
+    tile with AVX-512, 16 with AVX2; narrower masked ones at the end of each row). With AVX-512 its 8 × 2
+    ``tile_exact`` takes M a multiple of 8 (16 output channels: 6-row tiles computed 18 rows; the 16-channel
+    convolutions' forward 10–12% faster with 8); with AVX2 there is no such tile (``vectors.EXACT``). For
     each image and each slab of columns, every block of rows of a is run over the same slab of b's rows, which
     stays in the core's first-level cache: with rows of a outer instead, the strided second layer's product
     (rows of b 400 numbers long, 150 of them) ran at 102 instead of 115 GFLOP/s. Before the tiles, this was a

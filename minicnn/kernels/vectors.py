@@ -27,7 +27,8 @@ import. Arrays go in as addresses (``array.ctypes.data``) and ``number``, any nu
 which dtype they hold. Vectors are as wide as the CPU's (``VECTOR_BYTES``): L = 16 float32 (8 float64) with
 AVX-512, 8 (4) with AVX2. Written 512 bits wide for an AVX2 CPU, LLVM split each vector in two and the tiles'
 sums no longer fit its 16 registers: on the AMD EPYC machine the convolutions ran 1.5–2x slower than with
-vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37–0.41 ms).
+vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37–0.41
+ms).
 Sums are taken in the same order whatever the width, so results do not depend on it. Under
 ``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the callers use their plain versions instead.
 """
@@ -48,9 +49,10 @@ def _vector_bytes():
     return 64 if "+avx512f" in features.split(",") else 32
 
 
-#: Bytes of a vector: 64 with AVX-512 (32 vector registers), 32 without (16 registers). ``MINICNN_VECTOR_BYTES``
-#: (32 or 64) overrides it, for the tests that run one CPU's code on the other (LLVM splits or joins vectors:
-#: same results, other speed); Numba's cache does not know of it, so use it with a ``NUMBA_CACHE_DIR`` of its own.
+#: Bytes of a vector: 64 with AVX-512 (32 vector registers), 32 without (16 registers).
+#: ``MINICNN_VECTOR_BYTES`` (32 or 64) overrides it, for the tests that run one CPU's code on the other (LLVM
+#: splits or joins vectors: same results, other speed); Numba's cache does not know of it, so use it with a
+#: ``NUMBA_CACHE_DIR`` of its own.
 VECTOR_BYTES = int(os.environ.get("MINICNN_VECTOR_BYTES") or _vector_bytes())
 if VECTOR_BYTES not in (32, 64):
     raise ValueError(f"MINICNN_VECTOR_BYTES: expected 32 or 64, got {VECTOR_BYTES}")
@@ -153,8 +155,7 @@ def define_tile(code, vectors, height=ROWS):
                  real* initial, i64 mode, i64 count)
 
     For r < ``rows`` (at most ``height``: ``ROWS``, or ``EXACT_ROWS`` for ``tile_exact``) and the tile's
-    ``vectors`` · L columns (L =
-    ``code.lanes``)::
+    ``vectors`` · L columns (L = ``code.lanes``)::
 
         t[target_window[r] + q] (mode)= initial[r] + Σ_k a[r·lda + k] · src[window[k] + q]
 
@@ -170,9 +171,9 @@ def define_tile(code, vectors, height=ROWS):
     ``height`` broadcasts and ``height`` · ``vectors`` multiply-adds, nothing stored. With AVX-512 it ran at
     150 GFLOP/s on one core when its slab of b was in the first-level cache, 120–160 on the convolutions'
     blocks, against 220 for multiply-adds alone. Tried there without gain: prefetching the next slab's rows;
-    4 rows × 4 vectors (16 sums, 0.85× as fast on the strided second layer). With AVX2 (16 registers), 8 × 1
-    for M = 16 was 1.2–1.4× slower than 6 × 2 and 4 × 3 (``tile_exact`` there), which were within 5% of each
-    other (interleaved runs of the layers' forwards).
+    4 rows × 4 vectors (16 sums, 0.85× as fast on the strided second layer). With AVX2 (16 registers), for
+    M = 16: 8 × 1 was 1.2–1.4× slower than 6 × 2, and 4 × 3 within 5% of it (interleaved runs of the layers'
+    forwards), so 6 × 2 serves every M there.
     """
     function, b = code.define(f"tile_{height}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
                                                            code.ptr, I64.as_pointer(), code.ptr, I64, I64])
@@ -259,10 +260,10 @@ def define_copy_runs(code):
                       i64 outer, i64 inner, i64 length)
 
     dst[a·dst_outer + i·dst_inner + c] = src[a·src_outer + i·src_inner + c] for a < outer, i < inner, c < length:
-    outer × inner runs of ``length`` numbers, copied in that order (a, then i), L numbers at a time. Every
-    load is masked to its run. A run's last, partial vector is stored whole, up to L − 1 numbers past the
-    run, wherever those numbers still lie within the (outer · inner − r) · length that the runs from this one
-    on fill; only the runs within L numbers of the end store masked. So **the caller passes runs that follow
+    outer × inner runs of ``length`` numbers, copied in that order (a, then i; run r = a·inner + i), L numbers
+    at a time. Every load is masked to its run. A run's last, partial vector is stored whole, up to L − 1
+    numbers past the run, wherever those still lie within the (outer·inner − r)·length numbers that runs r
+    and after fill; only the runs within L numbers of the end store masked. So **the caller passes runs that follow
     one another in dst in the order they are copied** (dst_inner = length, dst_outer = inner · length), or
     leaves gaps between them that it writes afterwards.
     Why: a masked store is microcoded on AMD's Zen 2 and 3 (this project's machine), about 12 cycles, against
