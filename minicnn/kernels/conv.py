@@ -73,7 +73,7 @@ import functools
 import numpy as np
 from numba import get_num_threads, prange
 
-from . import kernel, parallel_sum_kernel, sum_kernel
+from . import inline_kernel, kernel, parallel_sum_kernel, sum_kernel
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 from .vectors import AVAILABLE as VECTOR_CODE, VECTOR_BYTES, copy_runs, split_rows
 
@@ -187,7 +187,7 @@ class Plan:
 # The loops index flat arrays with unsigned offsets: Numba tests a signed index for being negative (Python's
 # wrap-around), and that test keeps LLVM from vectorising a loop (in a scatter loop it made it 3x slower).
 
-@sum_kernel
+@inline_kernel
 def _spread_block(x, n0, n1, block, split, tables, B, geometry):
     """block[ci, kw, ph, hh, j, ow] = xp[n0 + j, ci, S_h·hh + ph, S_w·ow + kw] for the block's images n0 to n1,
     ph < S_h, hh < HH = (KH − 1) // S_h + OH, j < B, ow < OW: xp is x with its P zeros around each plane, and
@@ -209,7 +209,7 @@ def _spread_block(x, n0, n1, block, split, tables, B, geometry):
         _spread_read(x, n0, n1, block, tables, B, geometry)
 
 
-@sum_kernel
+@inline_kernel
 def _spread_read(x, n0, n1, block, tables, B, geometry):
     """``_spread_block`` one number at a time. Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers
     read from x through the table ``reads[kw]`` (``Plan``), which knows where the padding is, so no padded copy
@@ -295,7 +295,7 @@ def _spread_split(x, n0, n1, block, split, B, geometry):
                         block[start + i] = 0
 
 
-@sum_kernel
+@inline_kernel
 def _fold_block(block, grad_x, n0, n1, tables, B, geometry):
     """The adjoint of ``_spread_block``: grad_x[n0:n1] (zeroed here) = for each number of x, the sum of the
     block entries that copied it; entries that stand for padding (zeroed in ``block`` first, then added as
@@ -351,7 +351,7 @@ def _outputs_to_block(g, n0, n1, block, B):
                     block[dst + ow] = 0
 
 
-@sum_kernel
+@inline_kernel
 def _gradient_block(grad_out, n0, n1, g_block, B):
     """The block's output gradient as one (1, C_out·B·Q) matrix with columns (oh, j, ow), as the products read
     it: the rows of grad_out itself for a block of one image, else reordered into g_block (1, C_out·B·Q)."""
@@ -362,7 +362,7 @@ def _gradient_block(grad_out, n0, n1, g_block, B):
     return g_block
 
 
-@sum_kernel
+@inline_kernel
 def _zero(block):
     """block (rows, size) = 0, without an array expression (see "whole batches" below)."""
     for n in range(block.shape[0]):

@@ -23,7 +23,7 @@ thread (``blas.py``).
 import numpy as np
 from numba import config
 
-from . import sum_kernel
+from . import inline_kernel, sum_kernel
 
 #: What ``matmul_scatter_add`` does with each row it has computed (``vectors.py``'s constants).
 from .vectors import (ADD, EXACT, EXACT_ROWS, EXACT_VECTORS, ROWS, STORE, STORE_RELU,  # noqa: E402
@@ -80,7 +80,7 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
                               rows_i, initial_i, mode, min(lanes, q + width - v))
 
 
-@sum_kernel
+@inline_kernel
 def _tile(exact, masked, number, a, lda, rows, K, window, src, t, target_window, initial, mode, count):
     """One of ``vectors.py``'s four tiles: ``tile_exact`` or ``tile``, full or one vector masked to ``count``."""
     if EXACT and exact:                                  # a constant: the unused tiles are dropped
