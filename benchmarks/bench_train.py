@@ -8,7 +8,8 @@ Figures:
     images per second, the two frameworks interleaved step by step, medians;
   - evaluation (forward under no_grad, batch 1000) of ``maxpool``, ``avgpool`` and ``strided``: images/s;
   - cold start: a fresh process with an *empty* Numba cache, from launch to its first finished ``maxpool``
-    training step; warm start: the same with the cache filled; ``import minicnn`` alone;
+    training step, with its helper compiling the backward kernels on the other core (``kernels/ahead.py``; the
+    CPU seconds of both) and alone; warm start: the same with the cache filled; ``import minicnn`` alone;
   - peak memory (max RSS) of ``examples/train_fashion.py`` with its default models and settings, one epoch
     (memory does not grow with epochs).
 """
@@ -118,12 +119,17 @@ print(imported - t0, first - t0, sorted(steps)[10])
 
 
 def startup(env):
-    """(import seconds, seconds to first step inside the process, steady step, wall seconds from launch)."""
+    """(import seconds, seconds to first step inside the process, steady step, wall seconds from launch, CPU
+    seconds of the process and of its children: the helper that compiles ahead, ``kernels/ahead.py``)."""
+    resource = __import__("resource")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", FIRST_STEP], env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     imported, first, steady = map(float, out.stdout.split())
-    return imported, first, steady, wall
+    return imported, first, steady, wall, cpu
 
 
 def peak_memory_of_example():
@@ -160,11 +166,15 @@ def main(argv=None):
 
     print("\n| start-up (fresh processes) | seconds |")
     print("|---|---:|")
+    with tempfile.TemporaryDirectory() as alone:
+        wall, cpu = startup({**os.environ, "NUMBA_CACHE_DIR": alone, "MINICNN_COMPILE_AHEAD": "0"})[3:]
+        print(f"| cold cache, compiling alone (MINICNN_COMPILE_AHEAD=0): launch to first maxpool step | {wall:.2f} |")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        imported, first, steady, wall = startup(env)
+        imported, first, steady, wall, cpu = startup(env)
         print(f"| cold cache: launch to first finished maxpool step | {wall:.2f} |")
-        imported, first, steady, wall = startup(env)
+        print(f"| cold cache: CPU seconds, this process and the helper compiling ahead | {cpu:.2f} |")
+        imported, first, steady, wall, cpu = startup(env)
         print(f"| warm cache: launch to first finished maxpool step | {wall:.2f} |")
         print(f"| warm cache: first step minus steady-state step, inside the process | {first - imported - steady:.3f} |")
         print(f"| steady-state maxpool step (batch 64) | {steady:.4f} |")

@@ -1,11 +1,13 @@
 """Compilation is lazy and cached on disk: importing compiles nothing, a second process reuses the machine
-code, and a read-only package folder falls back to the user-wide cache. Each check runs in a fresh process."""
+code, a read-only package folder falls back to the user-wide cache, and a helper process compiles the backward
+kernels ahead. Each check runs in a fresh process."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 PROBE_IMPORT = """
 import json, numba, minicnn
@@ -24,7 +26,7 @@ PROBE_RUN = """
 import json, numpy as np
 from minicnn.kernels import activation
 activation.relu_forward(np.ones(3, dtype=np.float32))
-stats = activation.relu_forward.serial.stats
+stats = activation._relu_forward.serial.stats
 print(json.dumps({"path": stats.cache_path, "hits": sum(stats.cache_hits.values()),
                   "misses": sum(stats.cache_misses.values())}))
 """
@@ -127,3 +129,41 @@ def test_the_other_vector_width_computes_the_same(tmp_path):
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "deselected" in done.stdout, done.stdout[-500:]
+
+
+PROBE_AHEAD = """
+import json, numpy as np
+from minicnn.kernels import activation, ahead
+before = ahead.is_cached("relu", np.float64)
+ahead.expect("relu", np.float64)              # what a ReLU's forward says when a backward will follow
+helper = ahead._helper
+ahead.ready("relu", np.float64)               # what its backward says before running the kernel
+after = ahead.is_cached("relu", np.float64)
+for size in (3, 1 << 15):                     # the serial and the parallel version
+    activation.relu_backward(np.ones(size), np.ones(size))
+stats = [activation._relu_backward.serial.stats, activation._relu_backward.parallel.stats]
+print(json.dumps({"before": before, "after": after, "helper": helper is not None,
+                  "finished": sorted(helper.finished) if helper else None,
+                  "hits": sum(sum(s.cache_hits.values()) for s in stats),
+                  "misses": sum(sum(s.cache_misses.values()) for s in stats)}))
+"""
+
+
+def test_the_helper_compiles_ahead_what_the_backward_then_loads(tmp_path):
+    """``kernels/ahead.py``: asked by ``expect``, a helper process compiles a group's kernels into the disk cache;
+    after ``ready`` this process loads them from it (cache hits, no compile of its own). A second process finds
+    them cached and starts no helper; ``MINICNN_COMPILE_AHEAD=0`` starts none either."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    first = run(PROBE_AHEAD, env)
+    assert first["before"] is False and first["helper"] and first["finished"] == ["relu float64"], first
+    assert first["after"] is True and first["hits"] == 2 and first["misses"] == 0, first
+    second = run(PROBE_AHEAD, env)
+    assert second["before"] is True and not second["helper"] and second["misses"] == 0, second
+    off = run(PROBE_AHEAD, {"NUMBA_CACHE_DIR": str(tmp_path / "off"), "MINICNN_COMPILE_AHEAD": "0"})
+    assert off["before"] is False and not off["helper"] and off["misses"] == 2, off
+
+
+def test_ahead_names_an_unknown_group():
+    from minicnn.kernels import ahead
+    with pytest.raises(ValueError, match=r"group: expected one of .*'conv2d'.*got 'conv3d'"):
+        ahead.expect("conv3d", np.float32)

@@ -79,6 +79,10 @@ def test_conv_kernels_equal_reference(case, dtype, rng):
                  name="conv2d_forward_keep relu")
     assert_close(K_conv.conv2d_backward_weight_kept(g, kept, x_shape, KH, KW, *S, *P),
                  R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight_kept")
+    grad_x, grad_w = K_conv.conv2d_backward(g, w, kept, x_shape, *S, *P)           # both in one pass
+    assert_close(grad_x, R_conv.conv2d_backward_input(g, w, H, W, *S, *P), **tol, name="conv2d_backward x")
+    assert_close(grad_w, R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward w")
+    assert K_conv.conv2d_backward(g, w, None, x_shape, *S, *P, need_w=False)[1] is None
     cols = K_conv.im2col(x, KH, KW, *args)
     assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
     assert_close(K_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args),

@@ -24,7 +24,7 @@ pyramid's first layer at batch 1000 the ReLU over its (1000, 6, 14, 14) output c
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import conv as kernels
+from ..kernels import ahead, conv as kernels
 from ..kernels.activation import relu_backward
 from ..kernels.shapes import check_same_dtype, conv2d_geometry
 from ..tensor import Tensor, as_tensor
@@ -42,12 +42,15 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, *, stride, padding, out_size, relu=False):
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
         b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
-        ctx.stride, ctx.padding, ctx.in_size, ctx.relu = stride, padding, x.shape[2:], relu
+        ctx.stride, ctx.padding, ctx.x_shape, ctx.relu = stride, padding, x.shape, relu
         kept = None
+        if any(ctx.needs_input_grad):            # a backward will come: its kernels compile meanwhile (ahead.py)
+            ahead.expect("conv2d", x.dtype)
+            if relu:
+                ahead.expect("relu", x.dtype)
         if ctx.needs_input_grad[1]:
             # The weight gradient is Σ_n g[n] @ cols[n]ᵀ: keep what it needs of x rather than rebuild it.
             y, kept = kernels.conv2d_forward_keep(x, weight, b, *stride, *padding, *out_size, relu=relu)
-            ctx.x_shape = x.shape
         else:
             y = kernels.conv2d_forward(x, weight, b, *stride, *padding, *out_size, relu=relu)
         ctx.save_for_backward(kept, weight, y if relu else None)
@@ -58,12 +61,12 @@ class Conv2d(Function):
         kept, weight, y = ctx.saved
         grad = np.ascontiguousarray(grad)
         if ctx.relu:
+            ahead.ready("relu", grad.dtype)
             grad = relu_backward(grad, y)                # through the ReLU first: zero where it cut
+        ahead.ready("conv2d", grad.dtype)
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = (kernels.conv2d_backward_input(grad, weight, *ctx.in_size, *ctx.stride, *ctx.padding)
-                  if need_x else None)
-        grad_w = (kernels.conv2d_backward_weight_kept(grad, kept, ctx.x_shape, *weight.shape[2:], *ctx.stride,
-                                                      *ctx.padding) if need_w else None)
+        grad_x, grad_w = (kernels.conv2d_backward(grad, weight, kept, ctx.x_shape, *ctx.stride, *ctx.padding,
+                                                  need_x=need_x, need_w=need_w) if need_x or need_w else (None, None))
         # Σ over images first (adding whole planes, contiguous), then over each plane: 28 us instead of 62 us
         # for ``grad.sum(axis=(0, 2, 3))`` on (64, 6, 28, 28).
         grad_b = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=0).sum(axis=1) if need_b else None

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import activation as kernels
+from ..kernels import activation as kernels, ahead
 from ..random import generator
 from ..tensor import Tensor, as_tensor
 
@@ -170,12 +170,15 @@ class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
         y = kernels.relu_forward(np.ascontiguousarray(x))
+        if any(ctx.needs_input_grad):
+            ahead.expect("relu", x.dtype)            # the backward's kernel compiles meanwhile (kernels/ahead.py)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
+        ahead.ready("relu", grad.dtype)
         return kernels.relu_backward(np.ascontiguousarray(grad), y)
 
 

@@ -19,7 +19,7 @@ evaluation at batch 1000).
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import single_threaded_blas
+from ..kernels import ahead, single_threaded_blas
 from ..kernels.activation import relu_backward
 from ..kernels.blas import gemm
 from ..kernels.shapes import check_same_dtype
@@ -77,6 +77,8 @@ class Linear(Function):
     def forward(ctx, x, weight, bias, *, relu=False):
         x2 = x.reshape(-1, x.shape[-1])
         y = gemm(x2, weight, trans_b=True, bias=bias, relu=relu)
+        if relu and any(ctx.needs_input_grad):
+            ahead.expect("relu", x.dtype)            # the backward's ReLU compiles meanwhile (kernels/ahead.py)
         ctx.save_for_backward(x2, weight, y if relu else None)
         ctx.x_shape, ctx.relu = x.shape, relu
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -86,6 +88,7 @@ class Linear(Function):
         x2, weight, y = ctx.saved
         g2 = grad.reshape(-1, weight.shape[0])
         if ctx.relu:
+            ahead.ready("relu", g2.dtype)
             g2 = relu_backward(np.ascontiguousarray(g2), y)          # through the ReLU first: zero where it cut
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = gemm(g2, weight).reshape(ctx.x_shape) if need_x else None

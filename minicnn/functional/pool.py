@@ -13,7 +13,7 @@ the geometry.
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import pool as kernels
+from ..kernels import ahead, pool as kernels
 from ..kernels.shapes import check_input_ndim, output_size, pair, pool2d_geometry
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
@@ -27,6 +27,8 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, out_size):
         y, argmax = kernels.max_pool2d_forward(np.ascontiguousarray(x), *kernel, *stride, *padding, *out_size)
+        if any(ctx.needs_input_grad):
+            ahead.expect("max_pool2d", x.dtype)      # the backward's kernel compiles meanwhile (kernels/ahead.py)
         ctx.save_for_backward(argmax)
         ctx.in_size = x.shape[2:]
         return y
@@ -34,6 +36,7 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (argmax,) = ctx.saved
+        ahead.ready("max_pool2d", grad.dtype)
         return kernels.max_pool2d_backward(np.ascontiguousarray(grad), argmax, *ctx.in_size)
 
 
@@ -65,11 +68,14 @@ class AvgPool2d(Function):
         ctx.in_size = x.shape[2:]
         ctx.geometry = (*kernel, *stride, *padding)
         ctx.count_include_pad = count_include_pad
+        if any(ctx.needs_input_grad):
+            ahead.expect("avg_pool2d", x.dtype)      # the backward's kernels compile meanwhile (kernels/ahead.py)
         return kernels.avg_pool2d_forward(np.ascontiguousarray(x), *kernel, *stride, *padding, *out_size,
                                           count_include_pad)
 
     @staticmethod
     def backward(ctx, grad):
+        ahead.ready("avg_pool2d", grad.dtype)
         return kernels.avg_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size, *ctx.geometry,
                                            ctx.count_include_pad)
 
@@ -98,10 +104,13 @@ class GlobalAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.in_size = x.shape[2:]
+        if any(ctx.needs_input_grad):
+            ahead.expect("global_avg_pool2d", x.dtype)   # its backward compiles meanwhile (kernels/ahead.py)
         return kernels.global_avg_pool2d_forward(np.ascontiguousarray(x))
 
     @staticmethod
     def backward(ctx, grad):
+        ahead.ready("global_avg_pool2d", grad.dtype)
         return kernels.global_avg_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size)
 
 

@@ -15,7 +15,8 @@ milliseconds (a kernel that compiles in code of other files is checked against t
 Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
 ``matmul.py``), ``vectors.py`` (the inner loops written in LLVM's vectors: the products' register tiles, the
 spread's runs), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
-for the linear layer) and ``threads.py`` (which thread pool runs what).
+for the linear layer), ``threads.py`` (which thread pool runs what) and ``ahead.py`` (a helper process that
+compiles the backward's kernels while the forward compiles its own, on a cold start).
 """
 import ctypes
 import ctypes.util

@@ -411,36 +411,34 @@ def _forward(x, filters, bias, relu, y, kept, keep, scratch, split, out_block, t
 
 
 @parallel_sum_kernel
-def _backward_weight(grad_out, kept, partial, g_block, window, B):
-    """partial[t] += Σ g[n] @ cols[n]ᵀ over thread t's blocks: each block's output gradient (reordered into
-    g_block[t] first when it holds several images) against its kept spread."""
+def _backward(grad_out, kept, partial, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window,
+              geometry, B, need_x, need_w):
+    """Both gradients, block by block, from each block's output gradient g (reordered once into g_block[t]
+    when the block holds several images, ``_gradient_block``):
+
+    - the weight's, when ``need_w``: partial[t] += g @ colsᵀ against the block's kept spread (thread t's own
+      (C_out, R) sums, added up by the caller);
+    - the input's, when ``need_x``: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out)) added straight into a
+      zeroed spread gradient where the forward read them (``matmul_scatter_add``), then folded onto the
+      images' gradient (``_fold_block``).
+
+    One kernel for both, so the gradient of each block is reordered once, and a cold start compiles one
+    ``prange`` kernel, not two: as two kernels their Numba and LLVM passes took 9.8 s of the helper's 13.7
+    (``ahead.py``)."""
     N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
-    NB, T = kept.shape[0], partial.shape[0]
+    T, NB = g_block.shape[0], -(-N // B)
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
-            matmul_nt_add(g.reshape(1, C_out, B * Q), kept[k:k + 1], window, partial[t])
-
-
-@parallel_sum_kernel
-def _backward_input(grad_out, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window,
-                    geometry, B):
-    """grad_x = the adjoint of the forward, block by block: the rows of Wᵀ @ g (filters_t = Wᵀ, (R, C_out))
-    added straight into a zeroed spread gradient where the forward read them (``matmul_scatter_add``), then
-    folded onto the images' gradient (``_fold_block``)."""
-    N, C_out = grad_out.shape[0], grad_out.shape[1]
-    Q = grad_out.shape[2] * grad_out.shape[3]
-    T, NB = spread_grad.shape[0], -(-N // B)
-    for t in prange(T):
-        for k in range(t * NB // T, (t + 1) * NB // T):
-            n0, n1 = k * B, min(k * B + B, N)
-            g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
-            target = spread_grad[t:t + 1]
-            _zero(target)
-            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
-            _fold_block(spread_grad[t], grad_x, n0, n1, tables, B, geometry)
+            if need_w:
+                matmul_nt_add(g.reshape(1, C_out, B * Q), kept[k:k + 1], window, partial[t])
+            if need_x:
+                target = spread_grad[t:t + 1]
+                _zero(target)
+                matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
+                _fold_block(spread_grad[t], grad_x, n0, n1, tables, B, geometry)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -495,21 +493,40 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     return y, kept
 
 
-def conv2d_backward_weight_kept(grad_out, kept, x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w):
-    """dL/dweight = Σ_n g[n] @ cols[n]ᵀ, from the forward's ``kept`` spreads.
+def conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, pad_w, need_x=True, need_w=True):
+    """(dL/dx, dL/dweight) of a convolution in one pass over the blocks, each None when not ``need_x`` or
+    ``need_w``: dL/dweight = Σ_n g[n] @ cols[n]ᵀ from the forward's ``kept`` spreads, dL/dx = for each block
+    Wᵀ @ g added back where the forward read it, then folded.
 
-    Each thread sums its blocks into its own (C_out, R) buffer and the buffers are added at the end, so the
-    result does not depend on scheduling (only on the number of threads, through the order of the sums).
+    Inputs: grad_out (N, C_out, OH, OW), weight (C_out, C_in, KH, KW), kept (blocks, size) from
+    ``conv2d_forward_keep`` (or None when not ``need_w``), the input's shape x_shape, stride, padding.
+    Each thread sums its blocks' weight gradients into its own (C_out, R) buffer and the buffers are added at
+    the end, so the result does not depend on scheduling (only on the number of threads, through the order of
+    the sums).
     """
     N, C_out, out_h, out_w = grad_out.shape
+    _, C_in, KH, KW = weight.shape
     plan = _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    if kept.shape != (plan.blocks(N), plan.block_size):
+    dtype, B = grad_out.dtype, plan.images_per_block
+    if not need_w:
+        kept = np.empty((0, plan.block_size), dtype)
+    elif kept.shape != (plan.blocks(N), plan.block_size):
         raise ValueError(f"kept: expected the forward's spreads of shape {(plan.blocks(N), plan.block_size)} "
                          f"for this geometry, got {kept.shape}")
-    partial = np.zeros((plan.threads, C_out, plan.rows), dtype=grad_out.dtype)
-    g_block = plan.scratch(C_out * plan.block_columns, grad_out.dtype, wanted=plan.images_per_block > 1)
-    _backward_weight(grad_out, kept, partial, g_block, plan.window, plan.images_per_block)
-    return partial.sum(axis=0).reshape((C_out, x_shape[1], KH, KW))
+    partial = np.zeros((plan.threads, C_out, plan.rows) if need_w else (plan.threads, 0, 0), dtype)
+    grad_x = np.empty(tuple(x_shape) if need_x else (0, C_in, x_shape[2], x_shape[3]), dtype)
+    filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
+    _backward(grad_out, kept, partial, filters_t, np.zeros(plan.rows, dtype), grad_x,
+              plan.scratch(C_out * plan.block_columns, dtype, B > 1), plan.scratch(plan.block_size, dtype, need_x),
+              plan.tables, plan.window, _row_window(C_out, plan), plan.geometry, B, bool(need_x), bool(need_w))
+    return (grad_x if need_x else None,
+            partial.sum(axis=0).reshape((C_out, C_in, KH, KW)) if need_w else None)
+
+
+def conv2d_backward_weight_kept(grad_out, kept, x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w):
+    """dL/dweight alone, from the forward's ``kept`` spreads (``conv2d_backward``)."""
+    weight = np.empty((grad_out.shape[1], x_shape[1], KH, KW), grad_out.dtype)       # only its shape is read
+    return conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, pad_w, need_x=False)[1]
 
 
 def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w):
@@ -526,23 +543,13 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
 
 
 def conv2d_backward_input(grad_out, weight, H, W, stride_h, stride_w, pad_h, pad_w):
-    """dL/dx of a convolution: for each block, Wᵀ @ g added back where the forward read it, then folded.
+    """dL/dx alone (``conv2d_backward``).
 
     Inputs: grad_out (N, C_out, OH, OW), weight (C_out, C_in, KH, KW), the input's H and W, stride, padding.
     Returns: grad_x (N, C_in, H, W).
     """
-    N, C_out, out_h, out_w = grad_out.shape
-    _, C_in, KH, KW = weight.shape
-    plan = _plan((N, C_in, H, W), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-    filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
-    B = plan.images_per_block
-    row_window = _row_window(C_out, plan)
-    grad_x = np.empty((N, C_in, H, W), dtype=grad_out.dtype)
-    _backward_input(grad_out, filters_t, np.zeros(plan.rows, grad_out.dtype), grad_x,
-                    plan.scratch(C_out * plan.block_columns, grad_out.dtype, B > 1),
-                    plan.scratch(plan.block_size, grad_out.dtype), plan.tables, plan.window, row_window,
-                    plan.geometry, B)
-    return grad_x
+    x_shape = (grad_out.shape[0], weight.shape[1], H, W)
+    return conv2d_backward(grad_out, weight, None, x_shape, stride_h, stride_w, pad_h, pad_w, need_w=False)[0]
 
 
 # --- im2col and col2im, for the tests: the spread and the fold against the plain definition -----------------
