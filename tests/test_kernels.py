@@ -106,18 +106,18 @@ SPREAD_CASES = [
 def test_spread_from_split_rows_equals_spread_by_reads(case, dtype, rng):
     """The spread's two ways (``_spread_split``: runs out of rows split into phases, with LLVM vectors;
     ``_spread_read``: one number at a time through the lanes table) give the same block, zeros included, for
-    every block of the batch; the plan picks one by stride and run length, so both are forced here."""
+    every block of the batch; the plan picks one by stride, so both are forced here."""
     N, C_in, H, W, (KH, KW), (S_h, S_w), (P_h, P_w), B = case
     _, _, (OH, OW) = conv2d_geometry((N, C_in, H, W), (1, C_in, KH, KW), (S_h, S_w), (P_h, P_w))
     plan = K_conv.Plan(C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, images=B)
     x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
-    split = np.empty(B * C_in * H * S_w * K_conv.split_width(W, P_w, S_w), dtype)
+    split = np.empty((1, B * C_in * H * S_w * K_conv.split_width(W, P_w, S_w)), dtype)    # thread 0's
     for k in range(plan.blocks(N)):
         n0, n1 = k * B, min(k * B + B, N)
         by_runs = np.full(plan.block_size, np.nan, dtype)
         by_reads = np.full(plan.block_size, np.nan, dtype)
-        K_conv._spread_block(x, n0, n1, by_runs, split, plan.tables, B, plan.geometry)
-        K_conv._spread_block(x, n0, n1, by_reads, split[:0], plan.tables, B, plan.geometry)
+        K_conv._spread_block(x, n0, n1, by_runs, split, 0, plan.tables, B, plan.geometry)
+        K_conv._spread_block(x, n0, n1, by_reads, None, 0, plan.tables, B, plan.geometry)
         assert not np.isnan(by_reads).any() and not np.isnan(by_runs).any(), "a place of the block left unwritten"
         assert_close(by_runs, by_reads, rtol=0, atol=0, name=f"spread of block {k}")
 

@@ -73,15 +73,16 @@ def _relu(dtype):
 
 
 def _max_pool2d(dtype):
-    """Max pooling's gradient, sent to each window's argmax."""
-    _by_size(pool.max_pool2d_backward, np.zeros((1, 1, 2, 2), dtype), np.zeros((1, 1, 2, 2), np.int64), 4, 4)
+    """Max pooling's gradient, sent to each window's argmax: the parallel version only, which the pyramids' layers
+    run from batch 41 on (the serial one, for smaller inputs, is compiled where it is first needed)."""
+    pool.max_pool2d_backward.parallel(np.zeros((1, 1, 2, 2), dtype), np.zeros((1, 1, 2, 2), np.int64), 4, 4)
 
 
 def _avg_pool2d(dtype):
-    """Average pooling's gradient, both paths (2 × 2 windows, any window)."""
+    """Average pooling's gradient, both paths (2 × 2 windows, any window), parallel versions as above."""
     grad = np.zeros((1, 1, 2, 2), dtype)
-    _by_size(pool._avg_pool2d_2x2_backward, grad, 4, 4)
-    _by_size(pool._avg_pool2d_general_backward, grad, 4, 4, 2, 2, 2, 2, 0, 0, True)
+    pool._avg_pool2d_2x2_backward.parallel(grad, 4, 4)
+    pool._avg_pool2d_general_backward.parallel(grad, 4, 4, 2, 2, 2, 2, 0, 0, True)
 
 
 def _global_avg_pool2d(dtype):
@@ -93,10 +94,9 @@ def _global_avg_pool2d(dtype):
 GROUPS = {
     "conv2d": (_conv2d, lambda: [conv._backward]),
     "relu": (_relu, lambda: [activation._relu_backward.serial, activation._relu_backward.parallel]),
-    "max_pool2d": (_max_pool2d, lambda: [pool.max_pool2d_backward.serial, pool.max_pool2d_backward.parallel]),
-    "avg_pool2d": (_avg_pool2d, lambda: [getattr(k, version) for k in (pool._avg_pool2d_2x2_backward,
-                                                                       pool._avg_pool2d_general_backward)
-                                         for version in ("serial", "parallel")]),
+    "max_pool2d": (_max_pool2d, lambda: [pool.max_pool2d_backward.parallel]),
+    "avg_pool2d": (_avg_pool2d, lambda: [pool._avg_pool2d_2x2_backward.parallel,
+                                         pool._avg_pool2d_general_backward.parallel]),
     "global_avg_pool2d": (_global_avg_pool2d, lambda: [pool.global_avg_pool2d_backward]),
 }
 

@@ -71,7 +71,8 @@ as copied out of split rows), the reorder 0.08 ms.
 import functools
 
 import numpy as np
-from numba import get_num_threads, prange
+from numba import get_num_threads, prange, types
+from numba.extending import overload
 
 from . import inline_kernel, kernel, parallel_sum_kernel, sum_kernel
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
@@ -80,11 +81,6 @@ from .vectors import AVAILABLE as VECTOR_CODE, VECTOR_BYTES, copy_runs, split_ro
 #: A block holds about this many images' columns (images × OH·OW), so that the spread's rows and the
 #: products' rows are long (``images_per_block``).
 MIN_COLUMNS = 1024
-
-
-#: The spread copies runs of LLVM vectors out of split rows (``_spread_split``) when S_w ≤ 2 and its runs are at
-#: least this long; shorter runs go one number at a time through ``reads`` (``_spread_read``).
-SPLIT_MIN_RUN = 8
 
 
 def images_per_block(Q, N=None, threads=1):
@@ -154,8 +150,8 @@ class Plan:
     unused places are zeros). A block's columns form one (R, B·Q) matrix, R = C_in·KH·KW, Q = OH·OW, column
     (oh·B + j)·OW + ow for image j's output (oh, ow); its row r is the contiguous run of ``block_columns``
     numbers that starts at ``window[r]`` in the block's spread (``_spread_block``, ``block_size`` numbers),
-    which is made from x either through the table ``reads`` or, when ``split_width`` is not 0, from the
-    block's rows split into their S_w phases (``split_size`` numbers of scratch; see ``_spread_block``).
+    which is made from x either from the block's rows split into their S_w phases when S_w ≤ 2
+    (``split_width`` not 0; ``split_scratch``), or else through the table ``reads`` (see ``_spread_block``).
 
     ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW).
     """
@@ -168,8 +164,7 @@ class Plan:
         self.window = _windows(C_in, KH, KW, stride_h, HH, B * out_w)
         self.block_size = C_in * KW * stride_h * HH * B * out_w
         self.tables = _reads(C_in, H, W, KW, stride_w, pad_w, B, out_w)     # (reads, padding, padded)
-        split = VECTOR_CODE and stride_w <= 2 and out_w >= SPLIT_MIN_RUN
-        self.split_width = split_width(W, pad_w, stride_w) if split else 0
+        self.split_width = split_width(W, pad_w, stride_w) if VECTOR_CODE and stride_w <= 2 else 0
         self.split_size = B * C_in * H * stride_w * self.split_width
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
         self.threads = get_num_threads()
@@ -182,13 +177,18 @@ class Plan:
         """One flat buffer of ``numbers`` per thread (T, numbers); (T, 0) when not ``wanted``."""
         return np.empty((self.threads, numbers if wanted else 0), dtype=dtype)
 
+    def split_scratch(self, dtype):
+        """The split rows' scratch, one per thread, or None when the spread goes through ``reads`` instead: the
+        kernels test ``split is None``, which Numba settles when it compiles, so a kernel compiled for one way
+        holds no code of the other."""
+        return self.scratch(self.split_size, dtype) if self.split_width else None
+
 
 # --- one block: padding, spreading, folding, outputs in and out ---------------------------------------------
 # The loops index flat arrays with unsigned offsets: Numba tests a signed index for being negative (Python's
 # wrap-around), and that test keeps LLVM from vectorising a loop (in a scatter loop it made it 3x slower).
 
-@inline_kernel
-def _spread_block(x, n0, n1, block, split, tables, B, geometry):
+def _spread_block(x, n0, n1, block, split, t, tables, B, geometry):
     """block[ci, kw, ph, hh, j, ow] = xp[n0 + j, ci, S_h·hh + ph, S_w·ow + kw] for the block's images n0 to n1,
     ph < S_h, hh < HH = (KH − 1) // S_h + OH, j < B, ow < OW: xp is x with its P zeros around each plane, and
     zeros stand for rows past the padded input and for the places of a last, partial block's missing images.
@@ -197,16 +197,30 @@ def _spread_block(x, n0, n1, block, split, tables, B, geometry):
     = block[ci, kw, kh % S_h, kh // S_h + oh, j, ow]. For fixed (ci, kh, kw) and growing (oh, j, ow) that is
     one contiguous run: row r of the block's (R, B·OH·OW) column matrix, which the products read in place.
 
-    Two ways to fill it, the same numbers: ``_spread_split`` when the plan gave a ``split`` scratch (S_w ≤ 2
-    and runs of OW ≥ ``SPLIT_MIN_RUN``), else ``_spread_read``. Measured on one core at batch 1000, ms, read
+    Two ways to fill it, the same numbers: ``_spread_split`` out of thread t's scratch split[t] when the plan
+    gave one (S_w ≤ 2), else ``_spread_read`` (``split`` None). Measured on one core at batch 1000, ms, read
     → split: the strided first layer's spreads 0.59 → 0.39, LeNet's first 1.26 → 1.00, its second 1.11 →
-    0.75; the strided second layer (runs of 5) 0.58 either way, and runs of 3 were slower split (0.16 →
-    0.20), hence the threshold.
+    0.75; the strided second layer (runs of 5) 0.58 either way; runs of 3 were slower split (0.16 → 0.20),
+    and were read until the eighth round. Since then every S_w ≤ 2 is split, so that the kernels of both
+    pyramids are compiled without the table path (``Plan.split_scratch``): 2.8 s less to compile a
+    convolution's forward (9.6 → 6.9 s, the means of three interleaved fresh compiles).
     """
-    if split.size > 0:
-        _spread_split(x, n0, n1, block, split, B, geometry)
-    else:
+    if split is None:
         _spread_read(x, n0, n1, block, tables, B, geometry)
+    else:
+        _spread_split(x, n0, n1, block, split[t], B, geometry)
+
+
+@overload(_spread_block, inline="always")
+def _spread_block_compiled(x, n0, n1, block, split, t, tables, B, geometry):
+    """``_spread_block`` inside compiled kernels, its way chosen by the type of ``split`` when Numba compiles: a
+    kernel holds the code of one way only. (A plain ``if split is None`` left both ways in the kernels that got
+    an array: Numba settles that test only when the argument is None.)"""
+    if isinstance(split, types.NoneType):
+        return lambda x, n0, n1, block, split, t, tables, B, geometry: _spread_read(x, n0, n1, block, tables, B,
+                                                                                   geometry)
+    return lambda x, n0, n1, block, split, t, tables, B, geometry: _spread_split(x, n0, n1, block, split[t], B,
+                                                                                geometry)
 
 
 @inline_kernel
@@ -379,13 +393,13 @@ def _zero(block):
 # are the image's own output order, so the products read and write the caller's arrays directly.
 
 @parallel_sum_kernel
-def _sources(x, sources, split, tables, geometry, B):
+def _sources(x, sources, split, tables, geometry, B, T):
     """sources[k] = the spread of block k (B images), for all blocks, in one share per thread (split[t]: its
     scratch)."""
-    N, NB, T = x.shape[0], sources.shape[0], split.shape[0]
+    N, NB = x.shape[0], sources.shape[0]
     for t in prange(T):
         for k in range(t * NB // T, (t + 1) * NB // T):
-            _spread_block(x, k * B, min(k * B + B, N), sources[k], split[t], tables, B, geometry)
+            _spread_block(x, k * B, min(k * B + B, N), sources[k], split, t, tables, B, geometry)
 
 
 @parallel_sum_kernel
@@ -403,7 +417,7 @@ def _forward(x, filters, bias, relu, y, kept, keep, scratch, split, out_block, t
         for k in range(t * NB // T, (t + 1) * NB // T):
             n0, n1 = k * B, min(k * B + B, N)
             source = kept[k:k + 1] if keep else scratch[t:t + 1]
-            _spread_block(x, n0, n1, source[0], split[t], tables, B, geometry)
+            _spread_block(x, n0, n1, source[0], split, t, tables, B, geometry)
             target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
             matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
             if B > 1:
@@ -489,7 +503,7 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     scratch = plan.scratch(plan.block_size, x.dtype, wanted=not keep)
     out_block = plan.scratch(C_out * plan.block_columns, x.dtype, wanted=plan.images_per_block > 1)
     _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch,
-             plan.scratch(plan.split_size, x.dtype), out_block, plan.tables, plan.window, _row_window(C_out, plan),
+             plan.split_scratch(x.dtype), out_block, plan.tables, plan.window, _row_window(C_out, plan),
              plan.geometry, plan.images_per_block)
     return y, kept
 
@@ -539,7 +553,7 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     out_h, out_w = grad_out.shape[2:]
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
-    _sources(x, kept, plan.scratch(plan.split_size, x.dtype), plan.tables, plan.geometry, plan.images_per_block)
+    _sources(x, kept, plan.split_scratch(x.dtype), plan.tables, plan.geometry, plan.images_per_block, plan.threads)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -561,7 +575,7 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     kernels never form them)."""
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     cols = np.empty((x.shape[0], plan.rows, out_h * out_w), dtype=x.dtype)
-    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.scratch(plan.split_size, x.dtype), plan.tables,
+    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.split_scratch(x.dtype), plan.tables,
             plan.window, plan.geometry)
     return cols
 
@@ -581,7 +595,7 @@ def _im2col(x, cols, scratch, split, tables, window, geometry):
     T, N = scratch.shape[0], x.shape[0]
     for t in prange(T):
         for n in range(t * N // T, (t + 1) * N // T):
-            _spread_block(x, n, n + 1, scratch[t], split[t], tables, 1, geometry)
+            _spread_block(x, n, n + 1, scratch[t], split, t, tables, 1, geometry)
             for r in range(cols.shape[1]):
                 for q in range(cols.shape[2]):
                     cols[n, r, q] = scratch[t, window[r] + q]
