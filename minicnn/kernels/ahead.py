@@ -18,16 +18,16 @@ start never waits for it; it runs at low priority (``os.nice``) and is stopped w
 ``MINICNN_COMPILE_AHEAD=0`` turns it off.
 
 Measured on the 2-core AMD machine, a fresh process with an empty cache, from launch to the end of its first
-``maxpool`` training step (``benchmarks/bench_train.py``'s start-up, three interleaved runs each): 24.0–24.6 s
-compiling alone, 13.1–15.0 s with the helper. Together they use 24–28 CPU seconds against 24.5: both compile
-the products and copies that the forward and backward kernels share. In one such run the main process
-compiled its forward until 13.6 s and then waited 0.3 s for the helper's last group::
+``maxpool`` training step (``benchmarks/bench_train.py``'s start-up, three interleaved runs each): 19.8–22.3 s
+compiling alone, 10.9–13.5 s with the helper. Together they use 20–25 CPU seconds against 20–23: both compile
+the products and copies that the forward and backward kernels share. In two such runs the main process
+compiled its forward until 10.3 and 11.9 s, then waited 0.8 s for the helper's last group::
 
-    main process:   import ─ conv forward (9.6 s) ─ max pool forward ─ linear ─ loss ─ ready? ─ backward ─ step
-    helper:             start ─ conv backward (7.7 s) ─ relu backward ─ max pool backward ─ idle
+    main process:   import ─ conv forward (7–8 s) ─ max pool forward ─ linear ─ loss ─ ready? ─ backward ─ step
+    helper:             start ─ conv backward (7–8 s) ─ relu backward ─ max pool backward ─ idle
 
-Two compiling processes slow each other down (the conv forward compiles in 8 s alone), and the two sides are
-about even, so little more is to be had this way: a shorter cold start needs less to compile.
+Two compiling processes slow each other down a little, and the two sides are about even, so little more is to
+be had this way: a shorter cold start needs less to compile.
 """
 import atexit
 import os
