@@ -19,7 +19,6 @@ for the linear layer), ``threads.py`` (which thread pool runs what) and ``ahead.
 compiles the backward's kernels while the forward compiles its own, on a cold start).
 """
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import os
@@ -51,7 +50,8 @@ def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)          # the process's own symbols, libc's among them (find_library("c") runs
+                                          # ldconfig in a subprocess: 5 ms of every import)
         M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
         return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
     except (OSError, AttributeError):

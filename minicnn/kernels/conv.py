@@ -57,7 +57,8 @@ spread of each block (``kept``).
 
 Version 6 (now) keeps the layout and changes how each piece is done: the products run on register tiles
 of LLVM vectors (``vectors.py``, through ``matmul.py``), the spread copies runs out of rows split into their
-stride phases where runs are at least 8 long (``_spread_split``), the reorders copy runs, and blocks hold
+stride phases (``_spread_split``; every stride up to 2 since the eighth round, a compile-time choice, see
+``_spread_block``), the reorders copy runs, and blocks hold
 about 1024 columns, shared evenly between the threads (``images_per_block``). Forward and forward+backward
 at batch 64, ms, before → after (``benchmarks/bench_ops.py``): Conv2d(1, 6, 5, p=2) 0.22 → 0.13 and
 0.78 → 0.65, Conv2d(6, 16, 5) 0.27 → 0.19 and 1.00 → 0.75, Conv2d(6, 16, 5, stride=2) 0.094 → 0.085 and
@@ -66,7 +67,8 @@ at batch 64, ms, before → after (``benchmarks/bench_ops.py``): Conv2d(1, 6, 5,
 Where the time goes now, for the strided pyramid's second layer at batch 1000 (about 0.95 ms forward on
 two cores; PyTorch 0.62): on one core, the product 0.98 ms (about 125 GFLOP/s; the tile's limits are in
 ``vectors.py``), the spread 0.58 ms (runs of OW = 5 numbers, as fast one number at a time through ``reads``
-as copied out of split rows), the reorder 0.08 ms.
+as copied out of split rows, which it now is), the reorder 0.08 ms. The input and weight gradients run in
+one kernel (``_backward``).
 """
 import functools
 
