@@ -167,3 +167,27 @@ def test_ahead_names_an_unknown_group():
     from minicnn.kernels import ahead
     with pytest.raises(ValueError, match=r"group: expected one of .*'conv2d'.*got 'conv3d'"):
         ahead.expect("conv3d", np.float32)
+
+
+def test_each_group_compiles_the_signatures_its_backward_runs(rng):
+    """The helper compiles a group by running its kernels on tiny arrays. A training step's backward must then
+    need no other signature of those kernels, or the helper's work would be for nothing (a silent loss of the
+    cold start's time, never a wrong result). Sizes: every pooled gradient has at least 16,384 numbers (the
+    parallel versions), the linear layer's ReLU fewer (the serial one)."""
+    import minicnn as mc
+    import minicnn.functional as F
+    from minicnn import nn
+    from minicnn.kernels import ahead
+    for compile_group, _ in ahead.GROUPS.values():
+        compile_group(np.float32)
+    kernels = [kernel for _, listed in ahead.GROUPS.values() for kernel in listed()]
+    assert all(kernel.signatures for kernel in kernels)
+    before = [len(kernel.signatures) for kernel in kernels]
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 16, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.GlobalAvgPool2d(),
+                          nn.Flatten(), nn.Linear(16, 10), nn.ReLU(), nn.Linear(10, 3))
+    x = mc.Tensor(rng.standard_normal((64, 1, 16, 16)).astype(np.float32), requires_grad=True)
+    F.cross_entropy(model(x), rng.integers(0, 3, 64)).backward()
+    assert x.grad is not None
+    assert [len(kernel.signatures) for kernel in kernels] == before, [
+        (kernel.py_func.__name__, [str(s) for s in kernel.signatures]) for kernel in kernels]
