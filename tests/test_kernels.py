@@ -279,6 +279,25 @@ def test_max_pool_nan_wins_like_pytorch():
         assert argmax[0, 0, 0, 0] == 2          # PyTorch's scan `v > best or isnan(v)` keeps the last NaN
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_general_max_pool_on_nans_infinities_zeros_and_ties_equals_reference(dtype, rng, threads):
+    """The general path finds each window's maximum first and then where it is (its first cell equal to the
+    maximum; the last NaN when there is one), so that no branch depends on the data while the maximum is found.
+    Checked, both versions, against the reference's running maximum on windows full of NaNs, ±∞, ±0 and ties,
+    overlapping and padded."""
+    values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 1.0])
+    x = rng.choice(values, size=(2, 3, 9, 8)).astype(dtype)
+    for K, S, P in [((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (1, 0)), ((3, 3), (1, 1), (0, 0))]:
+        _, _, _, (OH, OW) = pool2d_geometry(x.shape, K, S, P, False, "test")
+        args = (*K, *S, *P, OH, OW)
+        y_ref, argmax_ref = R_pool.max_pool2d_forward(x, *args)
+        for version in (K_pool._max_pool2d_general.serial, K_pool._max_pool2d_general.parallel):
+            y, argmax = version(x, *args)
+            np.testing.assert_array_equal(y, y_ref)                   # NaN where NaN
+            np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref))
+            np.testing.assert_array_equal(argmax, argmax_ref)
+
+
 def test_max_pool_all_minus_infinity_picks_the_first_cell():
     x = np.full((1, 1, 2, 2), -np.inf, dtype=np.float32)
     y, argmax = K_pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1)

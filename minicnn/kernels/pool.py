@@ -34,8 +34,11 @@ max pooling's backward went from 198 to 26 us there).
 
 Fast path: the classic 2×2 window with stride 2 and no padding, every window inside the input (floor mode),
 has its own loops with the four cells read explicitly: 0.19 ms instead of 0.70 ms for max pooling on
-(64, 6, 28, 28) when first written, because the general loop's window bounds are recomputed and clipped for every output. It
-visits the cells in the same order and sums the same way, so its results are bitwise those of the general path.
+(64, 6, 28, 28) when first written, because the general loop's window bounds are recomputed and clipped for
+every output. It visits the cells in the same order and sums the same way, so its results are bitwise those of
+the general path. The general max pooling finds each window's maximum first and then where it is, so that no
+branch depends on the data while the maximum is found (``_max_pool2d_general``: overlapping 3 × 3 windows
+12.7 → 6.2 ms).
 """
 import numpy as np
 from numba import prange
@@ -88,12 +91,20 @@ def _max_pool2d_2x2(x, out_h, out_w):
 
 @by_size
 def _max_pool2d_general(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """The general path of ``max_pool2d_forward``: any window, stride, padding and ceil_mode."""
+    """The general path of ``max_pool2d_forward``: any window, stride, padding and ceil_mode.
+
+    Two passes over each window: its maximum, with no branch on the data (a select, which the CPU does without
+    guessing), then its first cell equal to the maximum (the last NaN when there is one: the running maximum's
+    answer, ``v > best or isnan(v)``). The running maximum in one pass branched on every cell, and random data
+    mispredicts half of those branches; this way one exit per window is guessed wrong at worst. Planes indexed
+    flat and unsigned. MaxPool2d(3, stride=2, padding=1) forward on (64, 32, 32, 32), two threads,
+    interleaved: 12.7 → 11.3 ms flat and unsigned, → 6.2 ms in two passes (PyTorch about 11.2)."""
     N, C, H, W = x.shape
     y = np.empty((N, C, out_h, out_w), dtype=x.dtype)
     argmax = np.empty((N, C, out_h, out_w), dtype=np.int64)
+    planes = x.reshape(N * C, H * W)
+    maxima, places = y.reshape(N * C, out_h * out_w), argmax.reshape(N * C, out_h * out_w)
     for p in prange(N * C):
-        n, c = p // C, p % C
         for oh in range(out_h):
             h0 = oh * stride_h - pad_h
             h1 = min(h0 + kernel_h, H)
@@ -102,16 +113,32 @@ def _max_pool2d_general(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                 w0 = ow * stride_w - pad_w
                 w1 = min(w0 + kernel_w, W)
                 w0 = max(w0, 0)
-                best = x[n, c, h0, w0]
-                best_at = h0 * W + w0
-                for i in range(h0, h1):
-                    for j in range(w0, w1):
-                        v = x[n, c, i, j]
-                        if v > best or np.isnan(v):
-                            best = v
-                            best_at = i * W + j
-                y[n, c, oh, ow] = best
-                argmax[n, c, oh, ow] = best_at
+                best = planes[p, np.uint64(h0 * W + w0)]
+                for i in range(np.uint64(h0), np.uint64(h1)):         # the maximum, without a branch
+                    row = i * np.uint64(W)
+                    for j in range(np.uint64(w0), np.uint64(w1)):
+                        v = planes[p, row + j]
+                        best = v if (v > best) | (v != v) else best
+                best_at = np.uint64(h0 * W + w0)
+                if best == best:                                      # where it is: its first cell
+                    found = False
+                    for i in range(np.uint64(h0), np.uint64(h1)):
+                        row = i * np.uint64(W)
+                        for j in range(np.uint64(w0), np.uint64(w1)):
+                            if planes[p, row + j] == best:
+                                best_at, found = row + j, True
+                                break
+                        if found:
+                            break
+                else:                                                 # a NaN: the last one, as the running max
+                    for i in range(np.uint64(h0), np.uint64(h1)):
+                        row = i * np.uint64(W)
+                        for j in range(np.uint64(w0), np.uint64(w1)):
+                            v = planes[p, row + j]
+                            if v != v:
+                                best_at = row + j
+                maxima[p, oh * out_w + ow] = best
+                places[p, oh * out_w + ow] = best_at
     return y, argmax
 
 
