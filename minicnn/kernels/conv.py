@@ -180,9 +180,9 @@ class Plan:
         return np.empty((self.threads, numbers if wanted else 0), dtype=dtype)
 
     def split_scratch(self, dtype):
-        """The split rows' scratch, one per thread, or None when the spread goes through ``reads`` instead: the
-        kernels test ``split is None``, which Numba settles when it compiles, so a kernel compiled for one way
-        holds no code of the other."""
+        """The split rows' scratch, one per thread, or None when the spread goes through ``reads`` instead. The
+        type of ``split`` (array or None) chooses the way when Numba compiles (``_spread_block_compiled``), so a
+        kernel compiled for one way holds no code of the other."""
         return self.scratch(self.split_size, dtype) if self.split_width else None
 
 
@@ -204,8 +204,8 @@ def _spread_block(x, n0, n1, block, split, t, tables, B, geometry):
     → split: the strided first layer's spreads 0.59 → 0.39, LeNet's first 1.26 → 1.00, its second 1.11 →
     0.75; the strided second layer (runs of 5) 0.58 either way; runs of 3 were slower split (0.16 → 0.20),
     and were read until the eighth round. Since then every S_w ≤ 2 is split, so that the kernels of both
-    pyramids are compiled without the table path (``Plan.split_scratch``): 2.8 s less to compile a
-    convolution's forward (9.6 → 6.9 s, the means of three interleaved fresh compiles).
+    pyramids are compiled without the table path (``Plan.split_scratch``): 1.6 s less to compile a
+    convolution's forward (9.4 → 7.8 s, the means of three interleaved fresh compiles).
     """
     if split is None:
         _spread_read(x, n0, n1, block, tables, B, geometry)
