@@ -163,6 +163,36 @@ def test_the_helper_compiles_ahead_what_the_backward_then_loads(tmp_path):
     assert off["before"] is False and not off["helper"] and off["misses"] == 2, off
 
 
+PROBE_TAKE_BACK = """
+import json, numpy as np
+from minicnn.kernels import activation, ahead, pool
+f64 = np.dtype("float64")
+for group in ("global_avg_pool2d", "relu", "max_pool2d"):   # a forward's order: the first is sent, two wait
+    ahead.expect(group, f64)
+helper = ahead._helper
+waiting = list(helper.waiting)
+ahead.ready("relu", f64)                 # not begun by the helper: taken back, compiled here as it runs
+ahead.ready("global_avg_pool2d", f64)    # the helper's: waited for, max_pool2d compiled here meanwhile
+stolen = ahead.is_cached("max_pool2d", f64) and not helper.waiting
+for size in (3, 1 << 15):
+    activation.relu_backward(np.ones(size), np.ones(size))
+relu = [activation._relu_backward.serial.stats, activation._relu_backward.parallel.stats]
+print(json.dumps({"waiting": waiting, "stolen": stolen, "finished": sorted(helper.finished),
+                  "global_cached": ahead.is_cached("global_avg_pool2d", f64),
+                  "relu_misses": sum(sum(s.cache_misses.values()) for s in relu)}))
+"""
+
+
+def test_groups_the_helper_has_not_begun_compile_here(tmp_path):
+    """The helper gets one group at a time, the oldest first; ``ready`` takes back a group it has not begun (the
+    kernels then compile here as they run), and spends a wait for the helper's group compiling the newest group
+    still waiting. So neither process idles while the other has a queue."""
+    out = run(PROBE_TAKE_BACK, {"NUMBA_CACHE_DIR": str(tmp_path)})
+    assert out["waiting"] == ["relu float64", "max_pool2d float64"], out
+    assert out["finished"] == ["global_avg_pool2d float64"] and out["global_cached"], out
+    assert out["stolen"] and out["relu_misses"] == 2, out
+
+
 def test_ahead_names_an_unknown_group():
     from minicnn.kernels import ahead
     with pytest.raises(ValueError, match=r"group: expected one of .*'conv2d'.*got 'conv3d'"):

@@ -5,8 +5,8 @@ time under one lock: a process compiles on one core. Yet as soon as the forward 
 which backward kernels the step will want. So the functional ops say so (``expect``), and a helper process
 (running ``main`` below) compiles those kernels into Numba's disk cache on the other core while this process
 compiles the forward's. Before the backward pass runs a kernel of an expected group it calls ``ready``,
-which waits until the helper has finished that group; the kernel's first call then finds its machine code in the
-cache and loads it in milliseconds, as a second process always does.
+which waits until the helper has finished that group if it has begun it; the kernel's first call then finds
+its machine code in the cache and loads it in milliseconds, as a second process always does.
 
 Nothing about what runs changes, only where it was compiled: the helper calls the very same kernels on tiny
 arrays of the same dtype (``GROUPS``), so Numba compiles the same functions for the same types on the same CPU
@@ -17,23 +17,33 @@ It is started only for groups not already compiled, in this process or on disk (
 start never waits for it; it runs at low priority (``os.nice``) and is stopped when this process exits.
 ``MINICNN_COMPILE_AHEAD=0`` turns it off.
 
+The helper is sent one group at a time, the oldest first; the groups asked for meanwhile wait in this process
+(``Helper.waiting``) and stay this process's to take back. The backward runs the layers in the reverse order of
+the forward, so the groups the helper begins first are the ones needed last: the first convolution's, the
+largest. When ``ready`` finds its group still waiting, it takes it back and the kernels compile here as they
+run; when it must wait for the helper, it spends the wait compiling the newest waiting group. Neither process
+then idles while the other has a queue, whichever is the slower that day.
+
 Measured on the 2-core AMD machine, a fresh process with an empty cache, from launch to the end of its first
-``maxpool`` training step (``benchmarks/bench_train.py``'s start-up, three interleaved runs each): 19.8–22.3 s
-compiling alone, 10.9–13.5 s with the helper. Together they use 20–25 CPU seconds against 20–23: both compile
-the products and copies that the forward and backward kernels share. In two such runs the main process
-compiled its forward until 10.3 and 11.9 s, then waited 0.8 s for the helper's last group::
+``maxpool`` training step: 18–24 s compiling alone, 10.9–15.4 s with a helper that was sent every group at
+once (``benchmarks/bench_train.py``'s start-up, eighth round). Taking groups back: 12.2 s against 13.0 s,
+the means of seven interleaved runs each (10.0–14.1 s against 10.4–14.9). In the timelines of five runs the
+main process compiled its forward until 10.3–12.5 s; then it once compiled the max pooling's group itself while
+waiting for the ReLU's, and four times waited 0.6–1.3 s for the helper's last group, the max pooling's::
 
-    main process:   import ─ conv forward (7–8 s) ─ max pool forward ─ linear ─ loss ─ ready? ─ backward ─ step
-    helper:             start ─ conv backward (7–8 s) ─ relu backward ─ max pool backward ─ idle
+    main process:   import ─ conv forward (7–8.5 s) ─ max pool forward ─ linear ─ ready? ─ backward ─ step
+    helper:             start ─ conv backward (8–9 s) ─ relu backward ─ max pool backward ─ idle
 
-Two compiling processes slow each other down a little, and the two sides are about even, so little more is to
-be had this way: a shorter cold start needs less to compile.
+Together they use 20–25 CPU seconds against 20–23 alone: both compile the products and copies that the
+forward and backward kernels share. A shorter cold start now needs less to compile: Numba emits the body of
+every ``prange`` kernel four times (``kernels/__init__.py``).
 """
 import atexit
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 from numba import config
@@ -128,7 +138,9 @@ def is_cached(group, dtype):
 # --- this process's side ----------------------------------------------------------------------------------
 
 class Helper:
-    """The helper process and what it has finished: it reads "group dtype" lines and writes each back when done."""
+    """The helper process and its queue. It is sent one "group dtype" line at a time and writes each back when
+    done; the groups asked for meanwhile wait here (``waiting``), in the order asked, and are this process's to
+    take back (``take``) until they are sent."""
 
     def __init__(self):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -137,6 +149,7 @@ class Helper:
         self.process = subprocess.Popen(command, env=env, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.finished, self.closed = set(), False
+        self.waiting, self.busy = [], None                 # lines not sent yet, oldest first; the line being compiled
         self.changed = threading.Condition()
         threading.Thread(target=self._listen, name="minicnn-compile-ahead", daemon=True).start()
 
@@ -144,22 +157,47 @@ class Helper:
         for line in self.process.stdout:
             with self.changed:
                 self.finished.add(line.strip())
+                self.busy = None
+                self._send_next()
                 self.changed.notify_all()
         with self.changed:
             self.closed = True
             self.changed.notify_all()
 
+    def _send_next(self):
+        """Send the oldest waiting line if the helper is idle (called holding ``changed``)."""
+        if self.busy is None and self.waiting:
+            self.busy = self.waiting.pop(0)
+            try:
+                self.process.stdin.write(self.busy + "\n")
+                self.process.stdin.flush()
+            except (OSError, ValueError):      # the helper is gone: ``wait`` finds it closed
+                pass
+
     def ask(self, key):
-        try:
-            self.process.stdin.write(key + "\n")
-            self.process.stdin.flush()
-        except (OSError, ValueError):          # the helper is gone: ``wait`` finds it closed
-            pass
+        with self.changed:
+            self.waiting.append(key)
+            self._send_next()
+
+    def take(self, key=None):
+        """Take back ``key`` (or, for None, the newest line) if it is still waiting: the helper will not compile it.
+        Returns the line taken, or None."""
+        with self.changed:
+            if key is None:
+                return self.waiting.pop() if self.waiting else None
+            if key in self.waiting:
+                self.waiting.remove(key)
+                return key
+            return None
 
     def wait(self, key, timeout):
         """Wait until the helper has finished ``key`` or is gone, for ``timeout`` seconds at most."""
         with self.changed:
             self.changed.wait_for(lambda: key in self.finished or self.closed, timeout)
+
+    def done(self, key):
+        with self.changed:
+            return key in self.finished or self.closed
 
     def stop(self):
         if self.process.poll() is None:
@@ -168,7 +206,7 @@ class Helper:
 
 
 _helper = None
-_asked, _requested, _pending = set(), set(), {}    # (group, dtype) seen; lines asked; {(group, dtype): line}
+_asked, _requested, _pending = set(), set(), set()    # (group, dtype) seen; lines asked; lines not yet ``ready``
 _lock = threading.Lock()
 
 
@@ -194,16 +232,42 @@ def expect(group, dtype):
             atexit.register(_helper.stop)
         _helper.ask(key)
         _requested.add(key)
-        _pending[(group, dtype)] = key
+        _pending.add(key)
 
 
 def ready(group, dtype):
-    """Before running ``group``'s kernels on ``dtype``: wait until the helper has compiled them, if it was asked
-    (once; afterwards, and when nothing was asked, an empty-dictionary test)."""
-    if _pending:
-        key = _pending.pop((group, dtype), None)
-        if key is not None:
-            _helper.wait(key, TIMEOUT)
+    """Before running ``group``'s kernels on ``dtype``: make sure the helper is not compiling them (once;
+    afterwards, and when nothing was asked, an empty-set test).
+
+    A group the helper has not begun is taken back, and compiles here as its kernels run. A group it is compiling
+    is waited for, and the wait is spent compiling here the newest groups it has not begun: the backward runs the
+    layers in the reverse order of the forward, so the helper, oldest first, takes the groups needed last and this
+    process the ones needed next."""
+    if not _pending:
+        return
+    key = _key(group, dtype)
+    if key not in _pending:
+        return
+    _pending.discard(key)
+    if _helper.take(key) is not None:
+        return
+    deadline = time.monotonic() + TIMEOUT
+    while not _helper.done(key):
+        other = _helper.take()
+        if other is None:
+            _helper.wait(key, max(0.0, deadline - time.monotonic()))
+            return
+        _pending.discard(other)
+        _compile(*other.split())
+
+
+def _compile(group, dtype):
+    """Compile ``group`` for ``dtype`` (a name) by running its kernels on tiny arrays; a failure is left for the
+    real call to report."""
+    try:
+        GROUPS[group][0](np.dtype(dtype))
+    except Exception:                         # noqa: BLE001 (whatever it was, the kernel's own call raises it)
+        pass
 
 
 # --- the helper's side ------------------------------------------------------------------------------------
@@ -216,10 +280,6 @@ def main():
     except (AttributeError, OSError):
         pass
     for line in sys.stdin:
-        group, dtype = line.split()
-        try:
-            GROUPS[group][0](np.dtype(dtype))
-        except Exception:                         # noqa: BLE001 (whatever it was, the asker compiles instead)
-            pass
+        _compile(*line.split())                   # on failure the asker's own call compiles it (and raises)
         print(line.strip(), flush=True)
 
