@@ -11,12 +11,13 @@ import pytest
 
 PROBE_IMPORT = """
 import json, numba, minicnn
-from minicnn.kernels import activation, by_size, conv, pool
+from minicnn.kernels import activation, blas, by_size, conv, in_shares, pool
 compiled = {}
-for m in (activation, conv, pool):
+for m in (activation, blas, conv, pool):
     for name, obj in vars(m).items():
         jitted = [obj] if isinstance(obj, numba.core.dispatcher.Dispatcher) else []
         jitted += [obj.serial, obj.parallel] if isinstance(obj, by_size) else []
+        jitted += obj.dispatchers() if isinstance(obj, in_shares) else []
         for k, d in enumerate(jitted):
             compiled[f"{m.__name__}.{name}.{k}"] = len(d.signatures)
 print(json.dumps(compiled))

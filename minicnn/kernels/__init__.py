@@ -15,8 +15,10 @@ milliseconds (a kernel that compiles in code of other files is checked against t
 Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
 ``matmul.py``), ``vectors.py`` (the inner loops written in LLVM's vectors: the products' register tiles, the
 spread's runs), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
-for the linear layer), ``threads.py`` (which thread pool runs what) and ``ahead.py`` (a helper process that
-compiles the backward's kernels while the forward compiles its own, on a cold start).
+for the linear layer), ``threads.py`` (which thread pool runs what), ``shares.py`` (a serial kernel run on every
+thread, each on its share of the work: the convolution's and the linear layer's kernels, which compile faster
+so than as ``prange`` loops) and ``ahead.py`` (a helper process that compiles the backward's kernels while the
+forward compiles its own, on a cold start).
 """
 import ctypes
 import functools
@@ -28,6 +30,7 @@ import types
 import numba
 from numba.core import caching
 
+from .shares import in_shares  # noqa: F401
 from .threads import choose_threading_layer, single_threaded_blas  # noqa: E402,F401
 
 # One thread pool for the loops, OpenBLAS on one thread inside minicnn's products: see threads.py.
@@ -144,7 +147,8 @@ install_dependencies_locator()
 kernel = numba.njit(cache=True)
 
 #: Parallel kernel: ``numba.prange`` loops are split among threads. Each kernel documents which axis it splits
-#: and why no two iterations write the same cell.
+#: and why no two iterations write the same cell. (The long kernels are serial workers run in shares instead:
+#: ``shares.py``.)
 parallel_kernel = numba.njit(cache=True, parallel=True)
 
 #: Kernels that sum: the additions may be reordered (``reassoc``) and fused into multiply-adds (``contract``), so
@@ -157,8 +161,8 @@ parallel_sum_kernel = numba.njit(cache=True, parallel=True, fastmath=SUM_FASTMAT
 #: Small helpers that only choose between other kernels or wrap one: inlined into each caller by Numba itself
 #: (``inline="always"``), so they are not compiled alone (unless Python calls one, as a test does). Every njit
 #: function a kernel calls is compiled as a module of its own, then optimised and turned into machine code again
-#: inside each caller's module (a ``prange`` kernel's body four times: the loop body, two wrappers, the kernel),
-#: so a wrapper such as ``conv._spread_block`` cost one more pass over all the code it wraps. Inlining the
+#: inside each caller's module (a ``prange`` kernel's body four times: the loop body, two wrappers, the kernel;
+#: hence ``shares.py``), so a wrapper such as ``conv._spread_block`` cost one more pass over all the code it wraps. Inlining the
 #: convolution's five wrappers and the products' ``_tile`` took a cold start (``benchmarks/bench_train.py``)
 #: from 27.9 to 23.7 s, the means of four interleaved runs on the AMD machine. Inlined code is typed again at
 #: each call site, so this pays only for small functions (inlining every summing kernel saved LLVM 3.5 s and

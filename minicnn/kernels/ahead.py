@@ -102,7 +102,7 @@ def _global_avg_pool2d(dtype):
 
 #: {group: (function that compiles it for a dtype, the jitted functions it compiles)}.
 GROUPS = {
-    "conv2d": (_conv2d, lambda: [conv._backward]),
+    "conv2d": (_conv2d, lambda: conv._backward.dispatchers()),
     "relu": (_relu, lambda: [activation._relu_backward.serial, activation._relu_backward.parallel]),
     "max_pool2d": (_max_pool2d, lambda: [pool.max_pool2d_backward.parallel]),
     "avg_pool2d": (_avg_pool2d, lambda: [pool._avg_pool2d_2x2_backward.parallel,

@@ -73,10 +73,11 @@ one kernel (``_backward``).
 import functools
 
 import numpy as np
-from numba import get_num_threads, prange, types
+from numba import get_num_threads, types
 from numba.extending import overload
 
-from . import inline_kernel, kernel, parallel_sum_kernel, sum_kernel
+from . import inline_kernel, kernel, sum_kernel
+from .shares import in_shares
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 from .vectors import AVAILABLE as VECTOR_CODE, VECTOR_BYTES, copy_runs, split_rows
 
@@ -380,57 +381,64 @@ def _gradient_block(grad_out, n0, n1, g_block, B):
 
 @inline_kernel
 def _zero(block):
-    """block (rows, size) = 0, without an array expression (see "whole batches" below)."""
+    """block (rows, size) = 0."""
     for n in range(block.shape[0]):
         for i in range(block.shape[1]):
             block[n, i] = 0
 
 
 # --- whole batches ----------------------------------------------------------------------------------------------
-# The parallel kernels leave allocation, zeros, transposes and sums to their Python callers: inside a
-# ``parallel=True`` function each such array expression becomes a parallel loop of its own, which Numba takes
-# long to compile (``partial.sum(axis=0)`` alone added 1.6 s to a cold start). Thread t takes the blocks
-# t·NB/T to (t+1)·NB/T, so that its scratch and partial sums need no locking. Each product has one call site:
-# each is inlined, for ~1 s of LLVM's time. A block of one image needs no reordering: its columns (oh, 0, ow)
-# are the image's own output order, so the products read and write the caller's arrays directly.
+# Each kernel is a serial worker for one share of the blocks, run on every thread by ``shares.in_shares``
+# (written as ``prange`` loops until the ninth round, they compiled in 7.7 and 9 s instead of about 5 and 6:
+# Numba translated each loop's body four times, see ``shares.py``). Thread t takes the blocks t·NB/T to
+# (t+1)·NB/T, so that its scratch and partial sums need no locking. The workers leave allocation, transposes
+# and sums to their Python callers. Each product has one call site: each is inlined, for ~1 s of LLVM's time. A
+# block of one image needs no reordering: its columns (oh, 0, ow) are the image's own output order, so the
+# products read and write the caller's arrays directly.
 
-@parallel_sum_kernel
-def _sources(x, sources, split, tables, geometry, B, T):
-    """sources[k] = the spread of block k (B images), for all blocks, in one share per thread (split[t]: its
+@sum_kernel
+def _sources_share(args, t, T):
+    """Share t of T of sources[k] = the spread of block k (B images), for all blocks (split[t]: the thread's
     scratch)."""
+    x, sources, split, tables, geometry, B = args
     N, NB = x.shape[0], sources.shape[0]
-    for t in prange(T):
-        for k in range(t * NB // T, (t + 1) * NB // T):
-            _spread_block(x, k * B, min(k * B + B, N), sources[k], split, t, tables, B, geometry)
+    for k in range(t * NB // T, (t + 1) * NB // T):
+        _spread_block(x, k * B, min(k * B + B, N), sources[k], split, t, tables, B, geometry)
 
 
-@parallel_sum_kernel
-def _forward(x, filters, bias, relu, y, kept, keep, scratch, split, out_block, tables, window, row_window, geometry, B):
-    """y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread (into kept[k] when ``keep``,
-    else the thread's scratch[t]; split[t]: the spread's own scratch), then bias + W @ cols stored by the product
-    (the input gradient's, storing its rows at ``row_window`` this time, through max(·, 0) when ``relu``: one
-    product compiled for all), and for blocks of several images their outputs moved from out_block[t] to y."""
+_sources = in_shares(_sources_share)
+
+
+@sum_kernel
+def _forward_share(args, t, T):
+    """Share t of T of the forward: y = conv(x) + bias (through a ReLU when ``relu``), block by block: spread
+    (into kept[k] when ``keep``, else the thread's scratch[t]; split[t]: the spread's own scratch), then bias +
+    W @ cols stored by the product (the input gradient's, storing its rows at ``row_window`` this time, through
+    max(·, 0) when ``relu``: one product compiled for all), and for blocks of several images their outputs
+    moved from out_block[t] to y."""
+    x, filters, bias, relu, y, kept, keep, scratch, split, out_block, tables, window, row_window, geometry, B = args
     N, C_out = y.shape[0], y.shape[1]
     Q = y.shape[2] * y.shape[3]
     y2 = y.reshape(N, C_out * Q)
-    NB, T = -(-N // B), out_block.shape[0]
+    NB = -(-N // B)
     mode = STORE_RELU if relu else STORE
-    for t in prange(T):
-        for k in range(t * NB // T, (t + 1) * NB // T):
-            n0, n1 = k * B, min(k * B + B, N)
-            source = kept[k:k + 1] if keep else scratch[t:t + 1]
-            _spread_block(x, n0, n1, source[0], split, t, tables, B, geometry)
-            target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
-            matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
-            if B > 1:
-                _block_to_outputs(out_block[t], y, n0, n1, B)
+    for k in range(t * NB // T, (t + 1) * NB // T):
+        n0, n1 = k * B, min(k * B + B, N)
+        source = kept[k:k + 1] if keep else scratch[t:t + 1]
+        _spread_block(x, n0, n1, source[0], split, t, tables, B, geometry)
+        target = y2[n0:n1] if B == 1 else out_block[t:t + 1]
+        matmul_scatter_add(filters, source, window, target, row_window, B * Q, bias, mode)
+        if B > 1:
+            _block_to_outputs(out_block[t], y, n0, n1, B)
 
 
-@parallel_sum_kernel
-def _backward(grad_out, kept, partial, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window,
-              geometry, B, need_x, need_w):
-    """Both gradients, block by block, from each block's output gradient g (reordered once into g_block[t]
-    when the block holds several images, ``_gradient_block``):
+_forward = in_shares(_forward_share)
+
+
+@sum_kernel
+def _backward_share(args, t, T):
+    """Share t of T of both gradients, block by block, from each block's output gradient g (reordered once into
+    g_block[t] when the block holds several images, ``_gradient_block``):
 
     - the weight's, when ``need_w``: partial[t] += g @ colsᵀ against the block's kept spread (thread t's own
       (C_out, R) sums, added up by the caller);
@@ -439,23 +447,27 @@ def _backward(grad_out, kept, partial, filters_t, zeros, grad_x, g_block, spread
       images' gradient (``_fold_block``).
 
     One kernel for both, so the gradient of each block is reordered once, and a cold start compiles one
-    ``prange`` kernel, not two: 9.8 → 7.7 s of the compile helper's work (``ahead.py``). Interleaved at batch
-    64, both gradients 8–17% faster than the two kernels were; the weight gradient alone (a first layer) ~14 µs
-    slower, this call's larger dispatch and allocations."""
+    kernel, not two: 9.8 → 7.7 s of the compile helper's work (``ahead.py``) when both were ``prange`` kernels.
+    Interleaved at batch 64, both gradients 8–17% faster than the two kernels were; the weight gradient alone
+    (a first layer) ~14 µs slower, this call's larger dispatch and allocations."""
+    (grad_out, kept, partial, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window, geometry,
+     B, need_x, need_w) = args
     N, C_out = grad_out.shape[0], grad_out.shape[1]
     Q = grad_out.shape[2] * grad_out.shape[3]
-    T, NB = g_block.shape[0], -(-N // B)
-    for t in prange(T):
-        for k in range(t * NB // T, (t + 1) * NB // T):
-            n0, n1 = k * B, min(k * B + B, N)
-            g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
-            if need_w:
-                matmul_nt_add(g.reshape(1, C_out, B * Q), kept[k:k + 1], window, partial[t])
-            if need_x:
-                target = spread_grad[t:t + 1]
-                _zero(target)
-                matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
-                _fold_block(spread_grad[t], grad_x, n0, n1, tables, B, geometry)
+    NB = -(-N // B)
+    for k in range(t * NB // T, (t + 1) * NB // T):
+        n0, n1 = k * B, min(k * B + B, N)
+        g = _gradient_block(grad_out, n0, n1, g_block[t:t + 1], B)
+        if need_w:
+            matmul_nt_add(g.reshape(1, C_out, B * Q), kept[k:k + 1], window, partial[t])
+        if need_x:
+            target = spread_grad[t:t + 1]
+            _zero(target)
+            matmul_scatter_add(filters_t, g, row_window, target, window, B * Q, zeros, ADD)
+            _fold_block(spread_grad[t], grad_x, n0, n1, tables, B, geometry)
+
+
+_backward = in_shares(_backward_share)
 
 
 # --- the public kernels --------------------------------------------------------------------------------------
@@ -504,9 +516,9 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     kept = np.empty((plan.blocks(N) if keep else 0, plan.block_size), dtype=x.dtype)
     scratch = plan.scratch(plan.block_size, x.dtype, wanted=not keep)
     out_block = plan.scratch(C_out * plan.block_columns, x.dtype, wanted=plan.images_per_block > 1)
-    _forward(x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch,
-             plan.split_scratch(x.dtype), out_block, plan.tables, plan.window, _row_window(C_out, plan),
-             plan.geometry, plan.images_per_block)
+    _forward((x, weight.reshape(C_out, -1), bias, bool(relu), y, kept, keep, scratch,
+              plan.split_scratch(x.dtype), out_block, plan.tables, plan.window, _row_window(C_out, plan),
+              plan.geometry, plan.images_per_block), plan.threads)
     return y, kept
 
 
@@ -533,9 +545,10 @@ def conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, 
     partial = np.zeros((plan.threads, C_out, plan.rows) if need_w else (plan.threads, 0, 0), dtype)
     grad_x = np.empty(tuple(x_shape) if need_x else (0, C_in, x_shape[2], x_shape[3]), dtype)
     filters_t = np.ascontiguousarray(weight.reshape(C_out, -1).T)           # (R, C_out)
-    _backward(grad_out, kept, partial, filters_t, np.zeros(plan.rows, dtype), grad_x,
-              plan.scratch(C_out * plan.block_columns, dtype, B > 1), plan.scratch(plan.block_size, dtype, need_x),
-              plan.tables, plan.window, _row_window(C_out, plan), plan.geometry, B, bool(need_x), bool(need_w))
+    _backward((grad_out, kept, partial, filters_t, np.zeros(plan.rows, dtype), grad_x,
+               plan.scratch(C_out * plan.block_columns, dtype, B > 1), plan.scratch(plan.block_size, dtype, need_x),
+               plan.tables, plan.window, _row_window(C_out, plan), plan.geometry, B, bool(need_x), bool(need_w)),
+              plan.threads)
     return (grad_x if need_x else None,
             partial.sum(axis=0).reshape((C_out, C_in, KH, KW)) if need_w else None)
 
@@ -555,7 +568,7 @@ def conv2d_backward_weight(grad_out, x, KH, KW, stride_h, stride_w, pad_h, pad_w
     out_h, out_w = grad_out.shape[2:]
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
     kept = np.empty((plan.blocks(x.shape[0]), plan.block_size), dtype=x.dtype)
-    _sources(x, kept, plan.split_scratch(x.dtype), plan.tables, plan.geometry, plan.images_per_block, plan.threads)
+    _sources((x, kept, plan.split_scratch(x.dtype), plan.tables, plan.geometry, plan.images_per_block), plan.threads)
     return conv2d_backward_weight_kept(grad_out, kept, x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w)
 
 
@@ -577,8 +590,8 @@ def im2col(x, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
     kernels never form them)."""
     plan = _plan(x.shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     cols = np.empty((x.shape[0], plan.rows, out_h * out_w), dtype=x.dtype)
-    _im2col(x, cols, plan.scratch(plan.block_size, x.dtype), plan.split_scratch(x.dtype), plan.tables,
-            plan.window, plan.geometry)
+    _im2col((x, cols, plan.scratch(plan.block_size, x.dtype), plan.split_scratch(x.dtype), plan.tables,
+             plan.window, plan.geometry), plan.threads)
     return cols
 
 
@@ -587,29 +600,32 @@ def col2im(cols, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, ou
     a spread gradient at its window, then folded."""
     plan = _plan((cols.shape[0], C_in, H, W), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=1)
     x = np.empty((cols.shape[0], C_in, H, W), dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), x, plan.scratch(plan.block_size, cols.dtype),
-            plan.tables, plan.window, plan.geometry)
+    _col2im((np.ascontiguousarray(cols), x, plan.scratch(plan.block_size, cols.dtype),
+             plan.tables, plan.window, plan.geometry), plan.threads)
     return x
 
 
-@parallel_sum_kernel
-def _im2col(x, cols, scratch, split, tables, window, geometry):
-    T, N = scratch.shape[0], x.shape[0]
-    for t in prange(T):
-        for n in range(t * N // T, (t + 1) * N // T):
-            _spread_block(x, n, n + 1, scratch[t], split, t, tables, 1, geometry)
-            for r in range(cols.shape[1]):
-                for q in range(cols.shape[2]):
-                    cols[n, r, q] = scratch[t, window[r] + q]
+@sum_kernel
+def _im2col_share(args, t, T):
+    x, cols, scratch, split, tables, window, geometry = args
+    N = x.shape[0]
+    for n in range(t * N // T, (t + 1) * N // T):
+        _spread_block(x, n, n + 1, scratch[t], split, t, tables, 1, geometry)
+        for r in range(cols.shape[1]):
+            for q in range(cols.shape[2]):
+                cols[n, r, q] = scratch[t, window[r] + q]
 
 
-@parallel_sum_kernel
-def _col2im(cols, x, scratch, tables, window, geometry):
-    T, N = scratch.shape[0], x.shape[0]
-    for t in prange(T):
-        for n in range(t * N // T, (t + 1) * N // T):
-            _zero(scratch[t:t + 1])
-            for r in range(cols.shape[1]):
-                for q in range(cols.shape[2]):
-                    scratch[t, window[r] + q] += cols[n, r, q]
-            _fold_block(scratch[t], x, n, n + 1, tables, 1, geometry)
+@sum_kernel
+def _col2im_share(args, t, T):
+    cols, x, scratch, tables, window, geometry = args
+    N = x.shape[0]
+    for n in range(t * N // T, (t + 1) * N // T):
+        _zero(scratch[t:t + 1])
+        for r in range(cols.shape[1]):
+            for q in range(cols.shape[2]):
+                scratch[t, window[r] + q] += cols[n, r, q]
+        _fold_block(scratch[t], x, n, n + 1, tables, 1, geometry)
+
+
+_im2col, _col2im = in_shares(_im2col_share), in_shares(_col2im_share)
