@@ -37,11 +37,16 @@ launcher are cached on disk as every other kernel. The worker's address for a tu
 once per argument types (a dictionary keyed by Numba's own fingerprint of the tuple, 0.5 µs) and handed to
 the launcher, which Numba types from the same tuple, so the two agree by construction.
 
+An error raised in a worker (minicnn's get checked arguments and raise none) cannot leave a thread of the
+loop: the launcher counts the shares that failed, and ``in_shares`` then runs the shares again one at a time on
+the calling thread, where the error is raised as from any kernel.
+
 Under ``NUMBA_DISABLE_JIT=1`` the shares run one after the other in Python.
 """
 import types as pytypes
 
 import numba
+import numpy as np
 from numba import config, prange, types
 from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
@@ -61,10 +66,9 @@ def _pointer_to(typingctx, args):
 
 @intrinsic
 def _call_at(typingctx, address, pointer, t, T):
-    """worker(*pointer, t, T) for the worker whose machine code starts at ``address`` (Numba's own calling
-    convention: the worker's errors come back as they would from a direct call)."""
-    signature = types.void(address, pointer, t, T)
-
+    """worker(*pointer, t, T) for the worker whose machine code starts at ``address``, in Numba's own calling
+    convention. Its value: 1 if the worker raised, else 0 (the error itself is dropped: a ``prange`` loop's
+    threads have no way to return one; ``in_shares`` raises it again)."""
     def codegen(context, builder, sig, values):
         address_value, pointer_value, t_value, T_value = values
         argtypes = (sig.args[1].dtype, sig.args[2], sig.args[3])
@@ -73,18 +77,20 @@ def _call_at(typingctx, address, pointer, t, T):
         status, _ = context.call_conv.call_function(builder, function, types.none, argtypes,
                                                     [context.unpack_value(builder, argtypes[0], pointer_value),
                                                      t_value, T_value])
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
-
-    return signature, codegen
+        return builder.zext(status.is_error, context.get_value_type(types.int64))
+    return types.int64(address, pointer, t, T), codegen
 
 
 def _launch(address, args, T):
-    """Share t of T on thread t (the shares are the worker's to make disjoint)."""
+    """Share t of T on thread t (the shares are the worker's to make disjoint); returns how many raised."""
     pointer = _pointer_to(args)
+    failed = np.empty(T, dtype=np.int64)
     for t in prange(T):
-        _call_at(address, pointer, numba.int64(t), T)
+        failed[t] = _call_at(address, pointer, numba.int64(t), T)
+    count = 0
+    for t in range(T):
+        count += failed[t]
+    return count
 
 
 class in_shares:
@@ -109,7 +115,11 @@ class in_shares:
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self.address(args)
-        self.launcher(address, args, T)
+        if self.launcher(address, args, T):
+            for t in range(T):                   # again, one share at a time, for the error itself
+                self.worker(args, t, T)
+            raise RuntimeError(f"{self.worker.py_func.__qualname__}: a share raised an error on its thread, "
+                               "and none when run again")
 
     def address(self, args):
         """Where the worker's machine code for these argument types starts (compiled or loaded first)."""
