@@ -27,16 +27,18 @@ then idles while the other has a queue, whichever is the slower that day.
 Measured on the 2-core AMD machine, a fresh process with an empty cache, from launch to the end of its first
 ``maxpool`` training step: 18–24 s compiling alone, 10.9–15.4 s with a helper that was sent every group at
 once (``benchmarks/bench_train.py``'s start-up, eighth round). Taking groups back: 12.2 s against 13.0 s,
-the means of seven interleaved runs each (10.0–14.1 s against 10.4–14.9). In the timelines of five runs the
-main process compiled its forward until 10.3–12.5 s; then it once compiled the max pooling's group itself while
-waiting for the ReLU's, and four times waited 0.6–1.3 s for the helper's last group, the max pooling's::
+the means of seven interleaved runs each (10.0–14.1 s against 10.4–14.9). Since the convolution's and the
+linear layer's kernels became workers run in shares (``shares.py``), each compiles in about two-thirds of the time:
+9.3 s against 11.7 (three interleaved runs each). Two timelines of that code, seconds from the start of the
+process (the machine in a quick phase)::
 
-    main process:   import ─ conv forward (7–8.5 s) ─ max pool forward ─ linear ─ ready? ─ backward ─ step
-    helper:             start ─ conv backward (8–9 s) ─ relu backward ─ max pool backward ─ idle
+    main process:   import 1.1 ─ conv forward 3.6 + its launcher 0.7 ─ max pool forward 1.1 ─ linear 0.9 ─ backward
+    helper:           start 0.8 ─ conv backward 4.3 + its launcher 0.7 ─ relu backward 0.8 ─ max pool backward 1.4
 
-Together they use 20–25 CPU seconds against 20–23 alone: both compile the products and copies that the
-forward and backward kernels share. A shorter cold start now needs less to compile: Numba emits the body of
-every ``prange`` kernel four times (``kernels/__init__.py``).
+The main process reached the backward at 7.6 s both times; once it waited 0.5 s for the max pooling's group,
+once it took that group over while waiting 1.2 s for the ReLU's. First step finished at 7.6 and 8.3 s.
+Together the two processes use about 18 CPU seconds: both compile the products and copies that the forward
+and backward kernels share.
 """
 import atexit
 import os
