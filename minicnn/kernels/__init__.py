@@ -156,17 +156,16 @@ parallel_kernel = numba.njit(cache=True, parallel=True)
 #: propagates; only the rounding of sums changes, by a few ulps.
 SUM_FASTMATH = {"reassoc", "contract"}
 sum_kernel = numba.njit(cache=True, fastmath=SUM_FASTMATH)
-parallel_sum_kernel = numba.njit(cache=True, parallel=True, fastmath=SUM_FASTMATH)
 
 #: Small helpers that only choose between other kernels or wrap one: inlined into each caller by Numba itself
 #: (``inline="always"``), so they are not compiled alone (unless Python calls one, as a test does). Every njit
 #: function a kernel calls is compiled as a module of its own, then optimised and turned into machine code again
 #: inside each caller's module (a ``prange`` kernel's body four times: the loop body, two wrappers, the kernel;
-#: hence ``shares.py``), so a wrapper such as ``conv._spread_block`` cost one more pass over all the code it wraps. Inlining the
-#: convolution's five wrappers and the products' ``_tile`` took a cold start (``benchmarks/bench_train.py``)
-#: from 27.9 to 23.7 s, the means of four interleaved runs on the AMD machine. Inlined code is typed again at
-#: each call site, so this pays only for small functions (inlining every summing kernel saved LLVM 3.5 s and
-#: cost Numba's own passes as much).
+#: hence ``shares.py``), so a wrapper such as ``conv._spread_block`` cost one more pass over all the code it
+#: wraps. Inlining the convolution's five wrappers and the products' ``_tile`` took a cold start
+#: (``benchmarks/bench_train.py``) from 27.9 to 23.7 s, the means of four interleaved runs on the AMD machine.
+#: Inlined code is typed again at each call site, so this pays only for small functions (inlining every summing
+#: kernel saved LLVM 3.5 s and cost Numba's own passes as much).
 inline_kernel = numba.njit(cache=True, inline="always", fastmath=SUM_FASTMATH)
 
 #: Inputs with at least this many elements run a ``by_size`` kernel's parallel version. Below it the serial one

@@ -28,12 +28,12 @@ Measured on the 2-core AMD machine, a fresh process with an empty cache, from la
 ``maxpool`` training step: 18–24 s compiling alone, 10.9–15.4 s with a helper that was sent every group at
 once (``benchmarks/bench_train.py``'s start-up, eighth round). Taking groups back: 12.2 s against 13.0 s,
 the means of seven interleaved runs each (10.0–14.1 s against 10.4–14.9). Since the convolution's and the
-linear layer's kernels became workers run in shares (``shares.py``), each compiles in about two-thirds of the time:
-9.3 s against 11.7 (three interleaved runs each). Two timelines of that code, seconds from the start of the
+linear layer's kernels became workers run in shares (``shares.py``), each compiling in about two-thirds of
+the time: 9.3 s against 11.7 (three interleaved runs each). Two timelines of that code, seconds from the start of the
 process (the machine in a quick phase)::
 
-    main process:   import 1.1 ─ conv forward 3.6 + its launcher 0.7 ─ max pool forward 1.1 ─ linear 0.9 ─ backward
-    helper:           start 0.8 ─ conv backward 4.3 + its launcher 0.7 ─ relu backward 0.8 ─ max pool backward 1.4
+    main:    import 1.1 ─ conv forward 3.6 + launcher 0.7 ─ max pool forward 1.1 ─ linear 0.9 ─ backward
+    helper:    start 0.8 ─ conv backward 4.3 + launcher 0.7 ─ relu backward 0.8 ─ max pool backward 1.4
 
 The main process reached the backward at 7.6 s both times; once it waited 0.5 s for the max pooling's group,
 once it took that group over while waiting 1.2 s for the ReLU's. First step finished at 7.6 and 8.3 s.
