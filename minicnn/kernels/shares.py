@@ -48,9 +48,13 @@ import types as pytypes
 import numba
 import numpy as np
 from numba import config, prange, types
-from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+try:                                    # Numba's own fingerprint of a value's type, in C (what its dispatch uses)
+    from numba._dispatcher import compute_fingerprint as _type_key
+except ImportError:                     # another Numba: its Python typeof, slower, as exact
+    _type_key = numba.typeof
 
 
 @intrinsic
@@ -111,7 +115,7 @@ class in_shares:
             for t in range(T):
                 self.worker(args, t, T)
             return
-        key = compute_fingerprint(args)
+        key = _type_key(args)
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self.address(args)
