@@ -17,7 +17,7 @@ Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.p
 spread's runs), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
 for the linear layer), ``threads.py`` (which thread pool runs what), ``shares.py`` (a serial kernel run on every
 thread, each on its share of the work: the convolution's and the linear layer's kernels, which compile faster
-so than as ``prange`` loops) and ``ahead.py`` (a helper process that compiles the backward's kernels while the
+that way than as ``prange`` loops) and ``ahead.py`` (a helper process that compiles the backward's kernels while the
 forward compiles its own, on a cold start).
 """
 import ctypes

@@ -99,7 +99,19 @@ def _launch(address, args, T):
 
 class in_shares:
     """``in_shares(worker)(args, T)`` runs worker(args, t, T) for t < T on Numba's threads; ``worker`` is a
-    serial kernel (a Numba dispatcher) that returns nothing."""
+    serial kernel (a Numba dispatcher) that returns nothing, and makes its shares disjoint itself:
+
+    >>> import numba, numpy as np
+    >>> @numba.njit
+    ... def fill(args, t, T):                       # share t of T of out[i] = i * scale
+    ...     out, scale = args
+    ...     for i in range(t * out.size // T, (t + 1) * out.size // T):
+    ...         out[i] = i * scale
+    >>> out = np.zeros(5)
+    >>> in_shares(fill)((out, 2.0), 2)
+    >>> out
+    array([0., 2., 4., 6., 8.])
+    """
 
     def __init__(self, worker):
         self.worker = worker
