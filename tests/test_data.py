@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from minicnn.data import DataLoader, normalize
+from minicnn.data.loader import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from minicnn.data.transforms import random_shift_flip
 from minicnn.data import fashion_mnist as fm
 
 
@@ -171,3 +173,44 @@ def test_loader_refuses_bad_arguments():
         DataLoader(x, y[:9], 4)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         DataLoader(x, y, 0)
+
+
+def labelled_images(n=203, seed=0):
+    """Images that carry their own label and index: image k is filled with 20·label + 7, and its index is
+    written into its top-left corner (row 0, columns 0 and 1, as two bytes)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = np.broadcast_to((20 * y + 7).astype(np.uint8)[:, None, None], (n, 28, 28)).copy()
+    x[:, 0, 0], x[:, 0, 1] = np.arange(n) // 256, np.arange(n) % 256
+    return x, y
+
+
+def denormalize(batch):
+    """A batch (B, 1, H, W) back to the uint8 values it was made from."""
+    return np.rint((batch[:, 0] * FASHION_MNIST_STD + FASHION_MNIST_MEAN) * 255).astype(np.int64)
+
+
+@pytest.mark.parametrize("batch_size, drop_last", [(16, False), (50, True), (203, False)])
+def test_shuffled_batches_keep_every_image_with_its_label(batch_size, drop_last):
+    x, y = labelled_images()
+    loader = DataLoader(x, y, batch_size, shuffle=True, seed=5, drop_last=drop_last)
+    for epoch in range(3):
+        seen = []
+        for images, labels in loader:
+            pixels = denormalize(images)
+            index = pixels[:, 0, 0] * 256 + pixels[:, 0, 1]
+            np.testing.assert_array_equal(labels, y[index], err_msg="a label travelled without its image")
+            np.testing.assert_array_equal(pixels[:, 5, 5], 20 * labels + 7)
+            seen.extend(index.tolist())
+        expected = len(x) // batch_size * batch_size if drop_last else len(x)
+        assert len(seen) == len(set(seen)) == expected, "an image came twice or not at all in one epoch"
+        assert seen != sorted(seen), "shuffle=True gave the images in order"
+
+
+def test_augmented_batches_keep_every_image_with_its_label():
+    """Shifts and flips move an image's pixels, never its label: the image's brightest value names it."""
+    x, y = labelled_images()
+    x[:, 0, :2] = 0                                   # no index here: shifts would move it
+    loader = DataLoader(x, y, 32, shuffle=True, seed=2, augment=random_shift_flip)
+    for images, labels in loader:
+        np.testing.assert_array_equal(denormalize(images).max(axis=(1, 2)), 20 * labels + 7)

@@ -8,6 +8,7 @@ from minicnn import nn
 from minicnn.kernels.shapes import output_size
 from minicnn.testing import assert_close, gradcheck
 
+from cases import CONV_CASES, POOL_CASES, conv_case, params, pool_case, random_params
 from conftest import distinct, t64, torch_or_skip
 
 CONV_GEOMETRY = [
@@ -250,3 +251,94 @@ def test_losses_match_pytorch(rng):
     loss.backward()
     assert F.cross_entropy(t64(z), target).item() == pytest.approx(loss.item(), rel=1e-12)
     assert_close(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def run_both(torch, ours_fn, torch_fn, arrays, rng, name):
+    """Forward and backward (a random upstream gradient) of the same op here and in PyTorch, float64: the outputs
+    and every input's gradient agree."""
+    ours = [t64(a) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y_ours, y_theirs = ours_fn(*ours), torch_fn(*theirs)
+    assert y_ours.shape == tuple(y_theirs.shape), f"{name}: shape {y_ours.shape} != PyTorch's {tuple(y_theirs.shape)}"
+    g = rng.standard_normal(y_ours.shape)
+    y_ours.backward(g)
+    y_theirs.backward(torch.tensor(g))
+    assert_close(y_ours, y_theirs.detach().numpy(), rtol=1e-10, atol=1e-10, name=f"{name} forward")
+    for k, (o, t) in enumerate(zip(ours, theirs)):
+        assert_close(o.grad, t.grad.numpy(), rtol=1e-10, atol=1e-10, name=f"{name} gradient of input {k}")
+
+
+@pytest.mark.parametrize("case", params(CONV_CASES) + random_params(conv_case))
+def test_conv2d_matches_pytorch_on_random_cases(case, rng):
+    torch = torch_or_skip()
+    arrays = (rng.standard_normal(case.x_shape), rng.standard_normal(case.w_shape),
+              rng.standard_normal(case.w_shape[0]))
+    S, P = case.stride, case.padding
+    run_both(torch, lambda x, w, b: F.conv2d(x, w, b, S, P),
+             lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride=S, padding=P), arrays, rng, "conv2d")
+    run_both(torch, lambda x, w, b: F.conv2d_relu(x, w, b, S, P),
+             lambda x, w, b: torch.relu(torch.nn.functional.conv2d(x, w, b, stride=S, padding=P)), arrays, rng,
+             "conv2d_relu")
+
+
+@pytest.mark.parametrize("case", params(POOL_CASES) + random_params(pool_case))
+def test_pools_match_pytorch_on_random_cases(case, rng):
+    torch = torch_or_skip()
+    x = rng.standard_normal(case.x_shape)
+    x.flat[::5] = x.flat[0]                         # ties: both must pick the first maximum
+    K, S, P, ceil, pad = case.kernel, case.stride, case.padding, case.ceil_mode, case.count_include_pad
+    run_both(torch, lambda t: F.max_pool2d(t, K, S, P, ceil),
+             lambda t: torch.nn.functional.max_pool2d(t, K, S, P, ceil_mode=ceil), [x], rng, "max_pool2d")
+    run_both(torch, lambda t: F.avg_pool2d(t, K, S, P, ceil, pad),
+             lambda t: torch.nn.functional.avg_pool2d(t, K, S, P, ceil, pad), [x], rng, "avg_pool2d")
+
+
+# ----- cases that let real bugs through before -------------------------------------------------------------------
+def test_avg_pool_ceil_mode_window_past_the_padding_divides_by_what_it_covers():
+    """PyTorch's divisor with count_include_pad: the window clipped to the padded input (H + P on the far side,
+    not H + 2P), so ceil_mode's last window, which runs past the padding, counts only padding and real cells."""
+    x = mc.Tensor(np.arange(36, dtype=np.float64).reshape(1, 1, 6, 6))
+    y = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True).numpy()[0, 0]
+    assert y.shape == (4, 4)                       # windows start at rows −1, 1, 3, 5; the last ends at 8 > H + P = 7
+    assert y[0, 0] == pytest.approx((0 + 1 + 6 + 7) / 9)          # 3 × 3 window, 5 of its cells padding
+    assert y[0, 3] == pytest.approx((5 + 11) / 6)                 # rows −1..1, columns 5..6: 3 × 2 counted
+    assert y[3, 3] == pytest.approx(35 / 4)                       # rows 5..6, columns 5..6: 2 × 2 counted
+    y = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).numpy()[0, 0]
+    assert y[0, 0] == pytest.approx(14 / 4) and y[0, 3] == pytest.approx(16 / 2) and y[3, 3] == 35
+
+
+@pytest.mark.parametrize("stride", [(2, 3), (3, 2)])
+def test_2x2_pooling_with_unequal_strides(stride):
+    """2 × 2 windows moving 2 along one axis and 3 along the other: each output is its own window's, by hand."""
+    x = np.arange(81, dtype=np.float32).reshape(1, 1, 9, 9)
+    rows, cols = [s * np.arange((9 - 2) // s + 1) for s in stride]       # the windows' top-left corners
+    top_left = x[0, 0][np.ix_(rows, cols)]
+    got_max = F.max_pool2d(mc.Tensor(x), 2, stride).numpy()[0, 0]
+    got_avg = F.avg_pool2d(mc.Tensor(x), 2, stride).numpy()[0, 0]
+    np.testing.assert_array_equal(got_max, top_left + 10)               # bottom-right cell: 9 + 1 further
+    np.testing.assert_array_equal(got_avg, top_left + 5)                # mean of c, c + 1, c + 9, c + 10
+
+
+def test_dropout_scales_what_it_keeps_by_one_over_keep_probability(rng):
+    """Inverted dropout: each kept value is x / (1 − p), exactly, and the mean is kept on average. (A gradient
+    check cannot see a wrong scale that forward and backward share, so this is checked on the values.)"""
+    x = t64(rng.uniform(1, 2, (200, 50)))
+    y = F.dropout(x, 0.25, training=True)
+    kept = y.numpy() != 0
+    assert 0.70 < kept.mean() < 0.80
+    assert_close(y.numpy()[kept], x.numpy()[kept] / 0.75, rtol=1e-12, atol=0, name="kept values")
+    assert y.numpy().mean() == pytest.approx(x.numpy().mean(), rel=0.02)
+    y.backward(np.ones(y.shape))
+    assert_close(x.grad, kept / 0.75, rtol=1e-12, atol=0, name="dropout gradient")
+    np.testing.assert_array_equal(F.dropout(x, 0.25, training=False).numpy(), x.numpy())
+
+
+def test_gradcheck_across_blocks_of_images(rng):
+    """Batches of 13 and 16: the kernels cut them into several blocks per thread, the last one partial."""
+    x = t64(rng.standard_normal((13, 2, 6, 6)))
+    w, b = t64(rng.standard_normal((3, 2, 3, 3))), t64(rng.standard_normal(3))
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, 1, 1), x, w, b)
+    gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, 2, 0), x, w, b)
+    x = t64(distinct(rng, (16, 3, 5, 5)))
+    gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), x)
+    gradcheck(lambda x: F.avg_pool2d(x, 3, 2, 1, True, False), x)

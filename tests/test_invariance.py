@@ -46,6 +46,7 @@ def test_predict_and_feature_maps():
     assert model.training                                                    # its mode is given back
 
 
+@pytest.mark.slow
 def test_invariance_example_smoke_run(tmp_path):
     if fm.locate(fm.FASHION_MNIST) is None:
         if os.environ.get("CI"):

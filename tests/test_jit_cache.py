@@ -44,11 +44,13 @@ def run(code, env_updates, patch_read_only=False):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_compiles_nothing():
     compiled = run(PROBE_IMPORT, {})
     assert len(compiled) >= 10 and all(n == 0 for n in compiled.values()), compiled
 
 
+@pytest.mark.slow
 def test_a_second_process_reuses_the_disk_cache(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
     first, second = run(PROBE_RUN, env), run(PROBE_RUN, env)
@@ -56,6 +58,7 @@ def test_a_second_process_reuses_the_disk_cache(tmp_path):
     assert second["hits"] >= 1 and second["misses"] == 0
 
 
+@pytest.mark.slow
 def test_a_read_only_package_folder_falls_back_to_the_user_cache(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)}
     first = run(PROBE_RUN, env, patch_read_only=True)
@@ -75,6 +78,7 @@ print(outer.twice_inner())
 """
 
 
+@pytest.mark.slow
 def test_editing_a_kernel_file_rebuilds_the_kernels_that_compiled_it_in(tmp_path):
     """A cached kernel holds the machine code of every jitted function it calls, and Numba checks it only
     against its own file: without ``depends_on`` the second run below would still print 2 (checked: it does
@@ -107,6 +111,7 @@ print(json.dumps([y.numpy().ravel().tolist(), x.grad.ravel().tolist()]))
 """
 
 
+@pytest.mark.slow
 def test_numba_disable_jit_runs_the_same_model_as_plain_python():
     """``NUMBA_DISABLE_JIT=1`` (stepping through kernels in a debugger) gives the compiled results: the tiles'
     LLVM code and the BLAS calls, which no Python can run, give way to their plain equivalents."""
@@ -116,6 +121,7 @@ def test_numba_disable_jit_runs_the_same_model_as_plain_python():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_other_vector_width_computes_the_same(tmp_path):
     """``kernels/vectors.py`` writes its tiles and copies in the CPU's vector width (256 or 512 bits). The
     width this machine does not use is compiled here through ``MINICNN_VECTOR_BYTES`` (LLVM splits or joins
@@ -150,6 +156,7 @@ print(json.dumps({"before": before, "after": after, "helper": helper is not None
 """
 
 
+@pytest.mark.slow
 def test_the_helper_compiles_ahead_what_the_backward_then_loads(tmp_path):
     """``kernels/ahead.py``: asked by ``expect``, a helper process compiles a group's kernels into the disk cache;
     after ``ready`` this process loads them from it (cache hits, no compile of its own). A second process finds
@@ -184,6 +191,7 @@ print(json.dumps({"waiting": waiting, "stolen": stolen, "finished": sorted(helpe
 """
 
 
+@pytest.mark.slow
 def test_groups_the_helper_has_not_begun_compile_here(tmp_path):
     """The helper gets one group at a time, the oldest first; ``ready`` takes back a group it has not begun (the
     kernels then compile here as they run), and spends a wait for the helper's group compiling the newest group

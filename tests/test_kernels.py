@@ -1,7 +1,8 @@
-"""Every fast kernel equals its plain reference, on randomised shapes and arguments.
+"""Every fast kernel equals its plain reference, on hand-picked and randomised geometries (``cases.py``).
 
 The geometry tables include what breaks kernels: overlapping windows (kernel 3, stride 2), strides that do
-not divide the input, padding up to half the kernel, ceil_mode, odd and non-square sizes, batch 1, channel 1.
+not divide the input or differ by axis, padding up to half the kernel, ceil_mode, kernels of 1 and of the whole
+padded input, odd and non-square sizes, batch 1, channel 1, and batches of several blocks per thread.
 """
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
 from minicnn.kernels.vectors import copy_runs
 from minicnn.reference import activation as R_act, blas as R_blas, conv as R_conv, matmul as R_mm, pool as R_pool
 from minicnn.testing import assert_close
+
+from cases import CONV_CASES, POOL_CASES, conv_case, params, pool_case, random_params
 
 DTYPES = [np.float32, np.float64]
 
@@ -24,35 +27,10 @@ def threads(request, monkeypatch):
     return request.param
 
 
-def random_conv_case(rng):
-    """A random valid convolution: shapes, kernel, stride, padding."""
-    while True:
-        N, C_in, C_out = rng.integers(1, 4), rng.integers(1, 5), rng.integers(1, 5)
-        H, W = rng.integers(1, 12), rng.integers(1, 12)
-        KH, KW = rng.integers(1, 6), rng.integers(1, 6)
-        S = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-        P = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
-        if H + 2 * P[0] >= KH and W + 2 * P[1] >= KW:
-            return (N, C_in, H, W), (C_out, C_in, KH, KW), S, P
-
-
-CONV_CASES = [
-    # x shape, w shape, stride, padding
-    ((2, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2)),       # LeNet's first layer
-    ((2, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),      # the strided pyramid's second layer
-    ((1, 3, 7, 9), (4, 3, 3, 2), (2, 1), (1, 1)),         # non-square kernel, stride not dividing, batch 1
-    ((3, 2, 5, 5), (1, 2, 5, 5), (1, 1), (0, 0)),         # kernel = input: a 1 × 1 output
-    ((2, 2, 8, 6), (3, 2, 3, 3), (3, 2), (1, 0)),         # overlapping in one axis only
-    ((23, 6, 14, 14), (16, 6, 5, 5), (2, 2), (0, 0)),     # several blocks of images, the last partial
-    ((19, 2, 6, 6), (3, 2, 3, 3), (1, 1), (1, 1)),        # stride 1, padding: the same
-    ((5, 2, 13, 30), (3, 2, 3, 5), (1, 2), (1, 2)),       # runs of 14: the spread copies split rows
-]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_CASES + ["random"] * 12)
+@pytest.mark.parametrize("case", params(CONV_CASES) + random_params(conv_case))
 def test_conv_kernels_equal_reference(case, dtype, rng):
-    x_shape, w_shape, S, P = random_conv_case(rng) if case == "random" else case
+    x_shape, w_shape, S, P = case.x_shape, case.w_shape, case.stride, case.padding
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
@@ -195,37 +173,10 @@ def test_gemm_rejects_mismatched_inner_dimensions(rng):
         K_blas.gemm(np.zeros((3, 4), np.float32), np.zeros((4, 2), np.float32), bias=np.zeros(3, np.float32))
 
 
-def random_pool_case(rng):
-    while True:
-        N, C = rng.integers(1, 4), rng.integers(1, 4)
-        H, W = rng.integers(1, 12), rng.integers(1, 12)
-        K = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
-        S = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-        P = (int(rng.integers(0, K[0] // 2 + 1)), int(rng.integers(0, K[1] // 2 + 1)))
-        ceil_mode = bool(rng.integers(0, 2))
-        try:
-            pool2d_geometry((N, C, H, W), K, S, P, ceil_mode, "test")
-        except ValueError:
-            continue
-        return (N, C, H, W), K, S, P, ceil_mode
-
-
-POOL_CASES = [
-    # x shape, kernel, stride, padding, ceil_mode
-    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False),        # the classic 2 × 2
-    ((2, 2, 9, 7), (3, 3), (2, 2), (1, 1), False),        # overlapping windows with padding
-    ((1, 1, 7, 7), (2, 2), (3, 3), (0, 0), True),         # ceil_mode: a clipped last window
-    ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),         # ceil_mode + padding: the 4th window is dropped
-    ((1, 2, 6, 11), (3, 2), (1, 3), (1, 0), True),        # non-square everything
-    ((2, 3, 9, 7), (2, 2), (2, 2), (0, 0), False),        # the 2 × 2 fast path with an odd size (floor mode)
-    ((2, 3, 9, 7), (2, 2), (2, 2), (0, 0), True),         # ... and in ceil_mode: partial windows, general path
-]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", POOL_CASES + ["random"] * 12)
+@pytest.mark.parametrize("case", params(POOL_CASES) + random_params(pool_case))
 def test_pool_kernels_equal_reference(case, dtype, rng, threads):
-    x_shape, K, S, P, ceil_mode = random_pool_case(rng) if case == "random" else case
+    x_shape, K, S, P, ceil_mode = case.x_shape, case.kernel, case.stride, case.padding, case.ceil_mode
     x = rng.standard_normal(x_shape).astype(dtype)
     x.flat[rng.integers(0, x.size, size=3)] = x.flat[0]          # some ties: the first maximum must win
     _, _, _, (OH, OW) = pool2d_geometry(x_shape, K, S, P, ceil_mode, "test")

@@ -87,3 +87,33 @@ def test_a_small_cnn_overfits_a_fixed_batch(make_opt):
         if accuracy == 1.0:
             break
     assert accuracy == 1.0, f"training accuracy {accuracy:.2f} after {step + 1} steps, loss {loss.item():.3f}"
+
+
+def test_adam_counts_steps_per_parameter():
+    """A parameter that gets its first gradient at the optimizer's third step takes Adam's *first* step then:
+    bias correction uses its own count, so it moves by lr·sign(g), as PyTorch's Adam does."""
+    a, b = mc.nn.Parameter(np.array([1.0, -2.0])), mc.nn.Parameter(np.array([3.0, -4.0]))
+    opt = optim.Adam([a, b], lr=0.01)
+    for step in range(3):
+        opt.zero_grad()
+        loss = (a * a).sum() if step < 2 else (a * a).sum() + (b * b).sum()     # b joins at step 3
+        loss.backward()
+        opt.step()
+    assert_close(b.numpy(), [2.99, -3.99], rtol=1e-6, name="b after its first step")
+    assert opt.state[1]["step"] == 1 and opt.state[0]["step"] == 3
+
+
+def test_adam_with_parameters_joining_late_matches_pytorch():
+    torch = torch_or_skip()
+    start = [np.array([1.0, -2.0]), np.array([3.0, -4.0, 0.5])]
+    ours = [mc.nn.Parameter(v.copy()) for v in start]
+    theirs = [torch.tensor(v.copy(), requires_grad=True) for v in start]
+    opt_ours, opt_theirs = optim.Adam(ours, lr=0.05), torch.optim.Adam(theirs, lr=0.05)
+    for step in range(5):
+        for params, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            used = params[:1] if step in (0, 1, 3) else params               # the second sits out steps 1, 2, 4
+            sum((p * p).sum() * (k + 2) for k, p in enumerate(used)).backward()
+            opt.step()
+    for o, t in zip(ours, theirs):
+        assert_close(o.numpy(), t.detach().numpy(), rtol=1e-10)

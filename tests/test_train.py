@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import models, optim
+from minicnn import models, nn, optim
 from minicnn.data import DataLoader
 from minicnn.data import fashion_mnist as fm
-from minicnn.train import evaluate, fit
+from minicnn.train import cosine_schedule, evaluate, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "train_fashion.py"
@@ -30,9 +30,11 @@ def synthetic(n=96, seed=0):
     return x, y
 
 
-def make_run(seed=0):
+def make_run(seed=0, dropout=False):
     mc.manual_seed(seed)
     model = models.strided()
+    if dropout:                      # a model that draws random numbers at every step: its masks must resume too
+        model = nn.Sequential(*list(model)[:-1], nn.Dropout(0.3), list(model)[-1])
     return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
@@ -46,13 +48,14 @@ def test_fit_learns_and_evaluate_measures():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_an_interrupted_fit_resumes_to_the_same_numbers(tmp_path):
+@pytest.mark.parametrize("dropout", [False, True], ids=["deterministic", "dropout"])
+def test_an_interrupted_fit_resumes_to_the_same_numbers(tmp_path, dropout):
     x, y = synthetic()
     train, test = DataLoader(x, y, 16, shuffle=True, seed=1), DataLoader(x, y, 50)
-    model, opt = make_run()
+    model, opt = make_run(dropout=dropout)
     straight = fit(model, opt, train, test, epochs=3, progress=False)
 
-    model2, opt2 = make_run()
+    model2, opt2 = make_run(dropout=dropout)
     calls = iter(range(10_000))
     stopped = fit(model2, opt2, train, test, epochs=3, checkpoint=tmp_path / "ckpt.npz", progress=False,
                   should_stop=lambda: next(calls) == 8)          # stop after the 9th batch: mid-epoch 2
@@ -60,13 +63,54 @@ def test_an_interrupted_fit_resumes_to_the_same_numbers(tmp_path):
     state = mc.load(tmp_path / "ckpt.npz")
     assert (state["epoch"], state["batch"], state["finished"]) == (1, 3, False)
 
-    model3, opt3 = make_run(seed=99)                          # a different start: everything must come from disk
+    model3, opt3 = make_run(seed=99, dropout=dropout)         # a different start: everything must come from disk
     resumed = fit(model3, opt3, train, test, epochs=3, resume=tmp_path / "ckpt.npz", progress=False)
     for a, b in zip(straight.history, resumed.history):
         for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
             assert a[key] == b[key], key
     for (name, p), q in zip(model.named_parameters(), model3.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
+
+
+def test_evaluate_and_fit_leave_the_model_in_the_mode_they_found_it():
+    x, y = synthetic(32)
+    model, opt = make_run(dropout=True)
+    evaluate(model, DataLoader(x, y, 16))
+    assert model.training and all(m.training for m in model.modules())
+    model.eval()
+    evaluate(model, DataLoader(x, y, 16))
+    assert not model.training and not any(m.training for m in model.modules())
+    seen = []
+    model.train()
+    fit(model, opt, DataLoader(x, y, 16), DataLoader(x, y, 16), epochs=2, progress=False,
+        should_stop=lambda: seen.append(model.training) and False)
+    assert seen == [True] * 4, "epoch 2 trained with the model in evaluation mode"
+
+
+def test_cosine_schedule_values_and_how_fit_applies_it():
+    """Epoch e's rate is lr·(1 + cos(π·e/epochs))/2: the full rate in epoch 0 (PyTorch's CosineAnnealingLR with
+    T_max = epochs, stepped once an epoch)."""
+    schedule = cosine_schedule(0.1, 4)
+    assert [schedule(e) for e in range(4)] == pytest.approx([0.1, 0.0853553390593, 0.05, 0.0146446609407])
+    x, y = synthetic(32)
+    model, opt = make_run()
+    rates = []
+    fit(model, opt, DataLoader(x, y, 16), epochs=4, lr_schedule=schedule, progress=False,
+        should_stop=lambda: rates.append(opt.lr) and False)
+    assert rates[::2] == pytest.approx([schedule(e) for e in range(4)])
+
+
+def test_cosine_schedule_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.3)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7)
+    theirs = []
+    for _ in range(7):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        annealing.step()
+    assert [cosine_schedule(0.3, 7)(e) for e in range(7)] == pytest.approx(theirs, rel=1e-12)
 
 
 def load_example():
@@ -76,6 +120,7 @@ def load_example():
     return module
 
 
+@pytest.mark.slow
 def test_example_offline_says_how_to_get_the_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MINICNN_DATA", raising=False)
@@ -97,6 +142,7 @@ def run_example(*args, **kwargs):
     return subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, cwd=ROOT, **kwargs)
 
 
+@pytest.mark.slow
 def test_example_end_to_end_on_real_data(tmp_path):
     real_data_or_skip()
     out = tmp_path / "run"
@@ -115,6 +161,7 @@ def test_example_end_to_end_on_real_data(tmp_path):
     model.load_state_dict(mc.load(out / "maxpool.npz")["model"])
 
 
+@pytest.mark.slow
 def test_example_ctrl_c_saves_and_resume_finishes_the_same(tmp_path):
     real_data_or_skip()
     settings = ["--limit", "3000", "--epochs", "4", "--models", "strided", "--seed", "3"]
