@@ -3,6 +3,9 @@ import gzip
 import hashlib
 import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,7 +78,7 @@ def test_truncated_file_is_refused(tmp_path):
 
 
 def test_search_order(tmp_path, monkeypatch):
-    """data_dir, then $MINICNN_DATA, then ./data/fashion-mnist, then Debian's folder."""
+    """A named folder (data_dir, else $MINICNN_DATA) alone; else ./data/fashion-mnist, then Debian's folder."""
     monkeypatch.chdir(tmp_path)
     places = {"arg": tmp_path / "arg", "env": tmp_path / "env", "cwd": tmp_path / "data" / "fashion-mnist",
               "debian": tmp_path / "debian"}
@@ -94,6 +97,86 @@ def test_search_order(tmp_path, monkeypatch):
     assert fm.locate(files) == places["debian"]
     x = fm.load_fashion_mnist(files=tables["debian"], download_missing=False)[0]
     np.testing.assert_array_equal(x, write_dataset(tmp_path / "again", seed=3)[1]["x_train"])
+
+
+@pytest.mark.parametrize("how", ["data_dir", "MINICNN_DATA"])
+def test_a_named_folder_is_the_only_one_used(tmp_path, monkeypatch, how):
+    """A misspelled or incomplete folder the user names is an error naming it and what it lacks, even when a
+    complete copy lies elsewhere (here in ./data/fashion-mnist and Debian's folder)."""
+    monkeypatch.chdir(tmp_path)
+    files, _ = write_dataset(tmp_path / "data" / "fashion-mnist")
+    write_dataset(tmp_path / "debian")
+    monkeypatch.setattr(fm, "DEBIAN_DIR", str(tmp_path / "debian"))
+    incomplete, _ = write_dataset(tmp_path / "mine")
+    (tmp_path / "mine" / "y_test.gz").unlink()
+    for folder, expected in [(tmp_path / "mine", "lacks y_test.gz"), (tmp_path / "mien", "does not exist")]:
+        if how == "data_dir":
+            monkeypatch.delenv("MINICNN_DATA", raising=False)
+            call = lambda: fm.load_fashion_mnist(folder, files=files, progress=False)          # noqa: E731
+        else:
+            monkeypatch.setenv("MINICNN_DATA", str(folder))
+            call = lambda: fm.load_fashion_mnist(files=files, progress=False)                  # noqa: E731
+        with pytest.raises(fm.DataNotFoundError, match=f"{how}, {folder}, {expected}"):
+            call()
+
+
+def check_output(capsys, *args, **kwargs):
+    from minicnn.data.__main__ import check
+    status = check(*args, **kwargs)
+    return status, capsys.readouterr().out
+
+
+def test_check_data_verifies_a_good_folder(tmp_path, capsys):
+    files, _ = write_dataset(tmp_path / "d")
+    status, out = check_output(capsys, tmp_path / "d", files=files)
+    assert status == 0 and f"Using {tmp_path / 'd'}" in out and out.count("  ok  ") == 4
+    assert "All files verified." in out
+
+
+def test_check_data_names_a_missing_file(tmp_path, capsys, monkeypatch):
+    files, _ = write_dataset(tmp_path / "d")
+    (tmp_path / "d" / "x_test.gz").unlink()
+    status, out = check_output(capsys, tmp_path / "d", files=files)
+    assert status == 1 and f"{tmp_path / 'd'}: lacks x_test.gz" in out and "Using" not in out
+
+
+def test_check_data_refuses_a_corrupt_file_by_name(tmp_path, capsys):
+    files, _ = write_dataset(tmp_path / "d")
+    path = tmp_path / "d" / "y_train.gz"
+    with gzip.open(path, "rb") as f:
+        raw = bytearray(f.read())
+    raw[-1] ^= 1                                                    # one label changed: the MD5 no longer matches
+    with gzip.open(path, "wb") as f:
+        f.write(bytes(raw))
+    status, out = check_output(capsys, tmp_path / "d", files=files)
+    assert status == 1 and "CORRUPT" in out and f"{path}: checksum mismatch" in out and out.count("  ok  ") == 3
+
+
+def test_check_data_fetch_downloads_into_data_fashion_mnist(tmp_path, capsys, monkeypatch):
+    files, _ = write_dataset(tmp_path / "server")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.delenv("MINICNN_DATA", raising=False)
+    monkeypatch.setattr(fm, "DEBIAN_DIR", str(tmp_path / "nowhere"))
+    status, out = check_output(capsys, files=files, fetch=True, base_url=(tmp_path / "server").as_uri() + "/")
+    assert status == 0 and "Using data/fashion-mnist" in out
+    assert sorted(os.listdir("data/fashion-mnist")) == sorted(spec.filename for spec in files.values())
+
+
+def test_data_readme_lists_the_checksums_minicnn_verifies():
+    readme = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    for spec in fm.FASHION_MNIST.values():
+        assert f"| `{spec.filename}` | {spec.size:,} | `{spec.md5}` |" in readme, spec.filename
+
+
+@pytest.mark.slow
+def test_python_m_minicnn_data_reports_the_copy_on_this_machine():
+    if fm.locate(fm.FASHION_MNIST) is None:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    done = subprocess.run([sys.executable, "-m", "minicnn.data"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "MINICNN_DATA": ""})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Using {fm.locate(fm.FASHION_MNIST)}" in done.stdout and done.stdout.count("  ok  ") == 4
 
 
 def test_download_verifies_then_renames(tmp_path, monkeypatch):

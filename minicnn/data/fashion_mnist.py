@@ -10,9 +10,12 @@ the raw numbers::
     then ndim big-endian uint32     (the size of each dimension: 60000, 28, 28)
     then prod(dims) bytes           (the numbers, row-major)
 
-Where ``load_fashion_mnist`` looks, in order: the ``data_dir`` argument, the ``MINICNN_DATA`` environment
-variable, ``data/fashion-mnist/`` under the current folder, ``/usr/share/datasets/fashion-mnist/`` (Debian's
-package ``dataset-fashion-mnist``); failing all, it downloads the files into ``data/fashion-mnist/``.
+Where ``load_fashion_mnist`` looks: a folder the user names (the ``data_dir`` argument, else the
+``MINICNN_DATA`` environment variable) is the only one used: if a file is missing there, the error says which,
+and no other copy is taken in its place. With no folder named, it looks in ``data/fashion-mnist/`` under the
+current folder, then in ``/usr/share/datasets/fashion-mnist/`` (Debian's package ``dataset-fashion-mnist``),
+and failing both downloads the files into ``data/fashion-mnist/``. ``python -m minicnn.data`` shows the
+search and verifies what it finds.
 
 Every file is checked against the MD5 of its *decompressed* content before use. Debian re-compressed the
 ``.gz`` files, so their own checksums differ from the official ones while the content is the same: checking
@@ -34,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IdxFile", "FASHION_MNIST", "DataNotFoundError", "CorruptFileError", "parse_idx", "read_idx_file",
-           "candidate_dirs", "locate", "download", "load_fashion_mnist", "CLASSES", "DOWNLOAD_URL", "DEBIAN_DIR"]
+           "named_dir", "candidate_dirs", "missing_files", "locate", "searched", "download", "load_fashion_mnist",
+           "CLASSES", "DOWNLOAD_URL", "DEBIAN_DIR"]
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DOWNLOAD_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -100,18 +104,40 @@ def read_idx_file(path, spec: IdxFile) -> np.ndarray:
     return parse_idx(raw, str(path))
 
 
+def named_dir(data_dir=None) -> Path | None:
+    """The folder the user named: ``data_dir``, else ``$MINICNN_DATA``, else None."""
+    named = data_dir or os.environ.get("MINICNN_DATA")
+    return Path(named) if named else None
+
+
 def candidate_dirs(data_dir=None) -> list[Path]:
-    """The folders searched, in order (see module docstring)."""
-    dirs = [data_dir, os.environ.get("MINICNN_DATA"), Path("data") / "fashion-mnist", DEBIAN_DIR]
-    return [Path(d) for d in dirs if d]
+    """The folders searched, in order (see module docstring): the named folder alone, when there is one."""
+    named = named_dir(data_dir)
+    return [named] if named is not None else [Path("data") / "fashion-mnist", Path(DEBIAN_DIR)]
+
+
+def missing_files(folder, files: dict) -> list[str]:
+    """The file names of ``files`` that ``folder`` lacks."""
+    return [spec.filename for spec in files.values() if not (Path(folder) / spec.filename).is_file()]
 
 
 def locate(files: dict, data_dir=None) -> Path | None:
     """The first candidate folder that holds every file of ``files``, or None."""
     for folder in candidate_dirs(data_dir):
-        if all((folder / spec.filename).is_file() for spec in files.values()):
+        if not missing_files(folder, files):
             return folder
     return None
+
+
+def searched(files: dict, data_dir=None) -> str:
+    """Every folder searched, one line each, with the files it lacks."""
+    lines = []
+    for folder in candidate_dirs(data_dir):
+        missing = missing_files(folder, files)
+        state = ("does not exist" if not folder.is_dir() else "lacks " + ", ".join(missing) if missing
+                 else "has every file")
+        lines.append(f"    {folder}: {state}")
+    return "\n".join(lines)
 
 
 def download(files: dict, dest, base_url: str | None = None, progress: bool = True) -> Path:
@@ -142,9 +168,8 @@ def download(files: dict, dest, base_url: str | None = None, progress: bool = Tr
     return dest
 
 
-def _not_found_message(reason: str) -> str:
-    searched = "\n".join(f"    {d}" for d in candidate_dirs())
-    return (f"Fashion-MNIST was not found, and downloading it failed ({reason}).\nSearched:\n{searched}\n"
+def _not_found_message(reason: str, files: dict) -> str:
+    return (f"Fashion-MNIST was not found, and downloading it failed ({reason}).\nSearched:\n{searched(files)}\n"
             "Get it in one of three ways:\n"
             "  1. Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist   (installs it in "
             f"{DEBIAN_DIR})\n"
@@ -164,13 +189,20 @@ def load_fashion_mnist(data_dir=None, download_missing: bool = True, progress: b
     """
     files = FASHION_MNIST if files is None else files
     folder = locate(files, data_dir)
+    named = named_dir(data_dir)
+    if folder is None and named is not None:
+        source = "data_dir" if data_dir else "MINICNN_DATA"
+        state = "does not exist" if not named.is_dir() else "lacks " + ", ".join(missing_files(named, files))
+        raise DataNotFoundError(f"Fashion-MNIST: the folder named by {source}, {named}, {state}. A folder you name "
+                                "is the only one used: put the four files there "
+                                f"({', '.join(spec.filename for spec in files.values())}), or name another.")
     if folder is None:
         if not download_missing:
-            raise DataNotFoundError(_not_found_message("downloading is switched off"))
+            raise DataNotFoundError(_not_found_message("downloading is switched off", files))
         try:
             folder = download(files, Path("data") / "fashion-mnist", base_url, progress)
         except (urllib.error.URLError, OSError) as error:
-            raise DataNotFoundError(_not_found_message(str(getattr(error, "reason", error)))) from None
+            raise DataNotFoundError(_not_found_message(str(getattr(error, "reason", error)), files)) from None
     arrays = {key: read_idx_file(folder / spec.filename, spec) for key, spec in files.items()}
     for key in ("y_train", "y_test"):
         arrays[key] = arrays[key].astype(np.int64)
