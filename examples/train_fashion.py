@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import minicnn as mc
-from minicnn import models, optim
+from minicnn import models, nn, optim
 from minicnn.data import CorruptFileError, DataLoader, DataNotFoundError, load_fashion_mnist
 from minicnn.data.transforms import random_shift_flip
 from minicnn.report import PLOT_HINT, format_table, plot_curves, write_csv, write_json
@@ -49,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
     p.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR with its settings")
+    p.add_argument("--engine", choices=mc.engine.ENGINES, default=None,
+                   help="which engine runs the ops (default: $MINICNN_ENGINE, else fast)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no per-epoch lines, no summaries")
     args = p.parse_args(argv)
     if args.lr is None:
@@ -81,12 +83,15 @@ def main(argv=None) -> int:
     train_loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed,
                               augment=partial(random_shift_flip, max_shift=args.max_shift) if args.augment else None)
     test_loader = DataLoader(x_test, y_test, 1000)
-    print(f"Fashion-MNIST: {len(x_train):,} training and {len(x_test):,} test images. Output: {out}/")
+    if args.engine:
+        mc.use_engine(args.engine)
+    print(f"Fashion-MNIST: {len(x_train):,} training and {len(x_test):,} test images. Engine: {mc.engine_name()}. "
+          f"Output: {out}/")
 
     rows, per_epoch, histories = [], [], {}
     for name in names:
         mc.manual_seed(args.seed)                      # each model starts from the same seed: a controlled comparison
-        model = models.build(name)
+        model = nn.fuse(models.build(name))           # Conv2d+ReLU and Linear+ReLU as one op each (see the table)
         make = optim.SGD if args.optimizer == "sgd" else optim.Adam
         optimizer = make(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
                          **({"momentum": 0.9} if args.optimizer == "sgd" else {}))

@@ -12,18 +12,24 @@ Notation, used by every kernel, reference and op (the names PyTorch's documentat
     KH, KW      kernel (window) height and width, K when square
     S           stride: how far the window moves per step
     P           padding: zeros added on each side
-    OH, OW      output height and width: OH = floor((H + 2P − KH) / S) + 1
+    D           dilation: the spacing of a window's taps
+    G           groups: channels split into G groups, each convolved with its own filters
+    OH, OW      output height and width: OH = floor((H + 2P − D·(KH − 1) − 1) / S) + 1
 
 Layout is NCHW: an image batch is an array of shape (N, C, H, W), float32.
 
 The floors of the code, top to bottom (data flows down in forward, up in backward):
 ``models``/``train``/``summary``/``metrics`` (pyramids by name, loops, tables, invariance measures) → ``nn``
 (layers hold parameters) → ``functional`` (differentiable ops) → ``tensor``/``autograd`` (the graph) →
-``kernels`` (Numba loops) ↔ ``reference`` (the same loops, plain and slow, to read and to test against).
+``shapes`` (output sizes, argument checks) → ``engine`` (the contract: array functions) → ``plain`` (loops to
+read, the engine that always runs) or ``fast`` (minicnn's speed, loaded on first use).
 Beside them: ``data`` (Fashion-MNIST, batches, corruptions; never imports ``nn``) and ``optim``.
+
+The path from a layer to its arithmetic: ``nn/layers.py`` → ``functional/<op>.py`` → ``plain/<op>.py``.
 """
-from . import autograd, functional, kernels, nn, optim, random, reference, testing
+from . import autograd, engine, functional, nn, optim, random, testing
 from .autograd import enable_grad, is_grad_enabled, no_grad
+from .engine import engine_name, use_engine
 from .random import manual_seed
 from .serialization import load, save
 from .summary import summary          # mc.summary(model, (1, 28, 28)): the per-layer table
@@ -32,4 +38,4 @@ from .tensor import Tensor, as_tensor
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load", "summary",
-           "nn", "optim", "functional", "autograd", "kernels", "reference", "random", "testing"]
+           "use_engine", "engine_name", "nn", "optim", "functional", "autograd", "engine", "random", "testing"]

@@ -20,6 +20,9 @@ limit), and sums every contribution a node receives before passing its gradient 
 both. Broadcasting is undone here, in one place (``unbroadcast``): an op may return a gradient of its output's
 broadcast shape and this file sums it back to its input's shape, then checks the shape and names the op if it
 is still wrong.
+
+The engine (``minicnn/engine.py``) hears of each kind of op once, in ``Function.apply`` and in ``backward``:
+that a backward will come and that it is about to run, so that it can compile the backward's kernels ahead.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ import contextlib
 import time
 
 import numpy as np
+
+from . import engine
 
 __all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast",
            "profile"]
@@ -144,6 +149,8 @@ class Function:
         record = any(needs)            # under no_grad nothing is recorded, so no input wants a gradient
         ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        if record:
+            _tell_engine(engine.expect, cls.__name__, getattr(raw[0], "dtype", None))
         if _profile is None:
             out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
         else:
@@ -153,6 +160,18 @@ class Function:
         if record:
             out._node = _Node(cls, ctx, tuple(a if isinstance(a, Tensor) else None for a in args))
         return out
+
+
+_told = set()
+
+
+def _tell_engine(hook, op, dtype):
+    """Tell the engine, the first time only, that a backward of ``op`` will come (``engine.expect``: it may
+    start compiling its kernels meanwhile) or is about to run (``engine.ready``)."""
+    key = (hook.__name__, engine.engine_name(), op, dtype)
+    if key not in _told:
+        _told.add(key)
+        hook(op, dtype)
 
 
 class _Node:
@@ -228,6 +247,7 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                                "time; its saved arrays were freed. Pass retain_graph=True to the first "
                                "backward() if you need to call it twice.")
         name = node.function.__name__
+        _tell_engine(engine.ready, name, g.dtype)
         started = time.perf_counter()
         input_grads = node.function.backward(node.ctx, g)
         if _profile is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
+from minicnn.shapes import conv2d_geometry, pool2d_geometry
 
 CONV_SEED, POOL_SEED = 20261205, 20261206
 #: How many random cases each op gets.
@@ -33,18 +33,22 @@ BATCHES = (1, 2, 3, 5, 13, 24)
 @dataclass(frozen=True)
 class ConvCase:
     x_shape: tuple          # (N, C_in, H, W)
-    w_shape: tuple          # (C_out, C_in, KH, KW)
+    w_shape: tuple          # (C_out, C_in / groups, KH, KW)
     stride: tuple
     padding: tuple
+    dilation: tuple = (1, 1)
+    groups: int = 1
 
     @property
     def out_size(self):
-        return conv2d_geometry(self.x_shape, self.w_shape, self.stride, self.padding)[2]
+        return conv2d_geometry(self.x_shape, self.w_shape, self.stride, self.padding, self.dilation, self.groups)[4]
 
     def id(self, label):
         (N, C, H, W), (C_out, _, KH, KW) = self.x_shape, self.w_shape
         return (f"{label}-x{N}x{C}x{H}x{W}-w{C_out}-k{KH}x{KW}-s{self.stride[0]}x{self.stride[1]}"
-                f"-p{self.padding[0]}x{self.padding[1]}")
+                f"-p{self.padding[0]}x{self.padding[1]}"
+                + (f"-d{self.dilation[0]}x{self.dilation[1]}" if self.dilation != (1, 1) else "")
+                + (f"-g{self.groups}" if self.groups != 1 else ""))
 
 
 @dataclass(frozen=True)
@@ -55,16 +59,19 @@ class PoolCase:
     padding: tuple
     ceil_mode: bool
     count_include_pad: bool = True
+    dilation: tuple = (1, 1)            # max pooling's; average pooling has none
 
     @property
     def out_size(self):
-        return pool2d_geometry(self.x_shape, self.kernel, self.stride, self.padding, self.ceil_mode, "test")[3]
+        return pool2d_geometry(self.x_shape, self.kernel, self.stride, self.padding, self.ceil_mode, "test",
+                               self.dilation)[4]
 
     def id(self, label):
         N, C, H, W = self.x_shape
         return (f"{label}-x{N}x{C}x{H}x{W}-k{self.kernel[0]}x{self.kernel[1]}-s{self.stride[0]}x{self.stride[1]}"
                 f"-p{self.padding[0]}x{self.padding[1]}" + ("-ceil" if self.ceil_mode else "")
-                + ("" if self.count_include_pad else "-nopad"))
+                + ("" if self.count_include_pad else "-nopad")
+                + (f"-d{self.dilation[0]}x{self.dilation[1]}" if self.dilation != (1, 1) else ""))
 
 
 def _kernel(rng, i, padded, largest):
@@ -107,6 +114,50 @@ def pool_case(i: int) -> PoolCase:
         except ValueError:
             continue
         return case
+
+
+def dilated_conv_case(i: int) -> ConvCase:
+    """Random convolution case ``i`` with dilation (1 to 3 by axis) and groups (1, 2, 3 or depthwise)."""
+    rng = np.random.default_rng([CONV_SEED, 1, i])
+    while True:
+        groups = int(rng.choice([1, 2, 3]))
+        C_in, C_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+        if i % 4 == 3:
+            C_out = C_in = groups                 # depthwise: one filter per channel
+        N, H, W = int(rng.choice(BATCHES[:4])), int(rng.integers(1, 14)), int(rng.integers(1, 14))
+        K = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        D = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        P = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        S = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        case = ConvCase((N, C_in, H, W), (C_out, C_in // groups, *K), S, P, D, groups)
+        try:
+            case.out_size
+        except ValueError:
+            continue
+        return case
+
+
+def dilated_pool_case(i: int) -> PoolCase:
+    """Random max pooling case ``i`` with dilation (1 to 3 by axis)."""
+    rng = np.random.default_rng([POOL_SEED, 1, i])
+    while True:
+        N, C, H, W = int(rng.choice(BATCHES[:4])), int(rng.integers(1, 4)), int(rng.integers(1, 15)), int(rng.integers(1, 15))
+        K, D = (int(rng.integers(1, 4)), int(rng.integers(1, 4))), (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        P = tuple(int(rng.integers(0, k // 2 + 1)) for k in K)
+        S = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        case = PoolCase((N, C, H, W), K, S, P, bool(rng.integers(0, 2)), True, D)
+        try:
+            out = case.out_size
+        except ValueError:
+            continue
+        if all(_every_window_reads(*axis) for axis in zip(out, (H, W), K, S, P, D)):
+            return case
+
+
+def _every_window_reads(out, size, kernel, stride, padding, dilation):
+    """Whether every window along an axis has a real cell (PyTorch's max pooling returns -inf for one that has
+    none, and its gradient then lands on a cell the window never read: cases left out of the comparison)."""
+    return all(any(0 <= o * stride - padding + k * dilation < size for k in range(kernel)) for o in range(out))
 
 
 def params(cases, label="case"):

@@ -4,6 +4,25 @@ import pytest
 import minicnn as mc
 
 
+def fast_engine_or_skip():
+    """The fast engine's contract module, or skip the test where it cannot be imported."""
+    fast = mc.engine.fast_engine()
+    if fast is None:
+        pytest.skip("the fast engine cannot be imported here (see the warning); the plain engine serves")
+    return fast
+
+
+@pytest.fixture(params=["plain", "fast"])
+def engine(request):
+    """Run a test once on each engine (``mc.use_engine``), then restore the engine chosen before."""
+    if request.param == "fast":
+        fast_engine_or_skip()
+    before = mc.engine_name()
+    mc.use_engine(request.param)
+    yield request.param
+    mc.use_engine(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -1,15 +1,19 @@
-"""The layer ops: gradient checks over the geometries that break kernels, worked examples, PyTorch parity."""
+"""The layer ops, on each engine: gradient checks over the geometries that break kernels, worked examples, PyTorch
+parity on hand-picked and random cases (``cases.py``)."""
 import numpy as np
 import pytest
 
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
-from minicnn.kernels.shapes import output_size
+from minicnn.shapes import output_size
 from minicnn.testing import assert_close, gradcheck
 
-from cases import CONV_CASES, POOL_CASES, conv_case, params, pool_case, random_params
+from cases import (CONV_CASES, POOL_CASES, conv_case, dilated_conv_case, dilated_pool_case, params, pool_case,
+                   random_params)
 from conftest import distinct, t64, torch_or_skip
+
+pytestmark = pytest.mark.usefixtures("engine")          # every test here runs on the plain and the fast engine
 
 CONV_GEOMETRY = [
     # x shape, (C_out, KH, KW), stride, padding
@@ -73,7 +77,7 @@ POOL_GEOMETRY = [
 @pytest.mark.parametrize("x_shape, k, s, p, ceil_mode", POOL_GEOMETRY)
 def test_gradcheck_max_pool2d(x_shape, k, s, p, ceil_mode, rng):
     x = t64(distinct(rng, x_shape))             # no ties: the derivative exists
-    gradcheck(lambda x: F.max_pool2d(x, k, s, p, ceil_mode), x)
+    gradcheck(lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode), x)
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -138,7 +142,7 @@ def test_cross_entropy_is_stable_and_correct():
 def test_output_size_formula(size, k, s, p, ceil_mode, expected):
     assert output_size(size, k, s, p, ceil_mode) == expected
     x = mc.Tensor(np.zeros((1, 1, size, size)))
-    assert F.max_pool2d(x, k, s, p, ceil_mode).shape[-1] == expected
+    assert F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode).shape[-1] == expected
     assert F.avg_pool2d(x, k, s, p, ceil_mode).shape[-1] == expected
 
 
@@ -226,7 +230,7 @@ def test_pools_match_pytorch(x_shape, k, s, p, ceil_mode, count_include_pad, rng
     x = rng.standard_normal(x_shape)
     x.flat[::5] = x.flat[0]                         # ties: both must pick the first maximum
     for ours_fn, torch_fn in [
-        (lambda t: F.max_pool2d(t, k, s, p, ceil_mode),
+        (lambda t: F.max_pool2d(t, k, s, p, ceil_mode=ceil_mode),
          lambda t: torch.nn.functional.max_pool2d(t, k, s, p, ceil_mode=ceil_mode)),
         (lambda t: F.avg_pool2d(t, k, s, p, ceil_mode, count_include_pad),
          lambda t: torch.nn.functional.avg_pool2d(t, k, s, p, ceil_mode, count_include_pad)),
@@ -287,7 +291,7 @@ def test_pools_match_pytorch_on_random_cases(case, rng):
     x = rng.standard_normal(case.x_shape)
     x.flat[::5] = x.flat[0]                         # ties: both must pick the first maximum
     K, S, P, ceil, pad = case.kernel, case.stride, case.padding, case.ceil_mode, case.count_include_pad
-    run_both(torch, lambda t: F.max_pool2d(t, K, S, P, ceil),
+    run_both(torch, lambda t: F.max_pool2d(t, K, S, P, ceil_mode=ceil),
              lambda t: torch.nn.functional.max_pool2d(t, K, S, P, ceil_mode=ceil), [x], rng, "max_pool2d")
     run_both(torch, lambda t: F.avg_pool2d(t, K, S, P, ceil, pad),
              lambda t: torch.nn.functional.avg_pool2d(t, K, S, P, ceil, pad), [x], rng, "avg_pool2d")
@@ -342,3 +346,48 @@ def test_gradcheck_across_blocks_of_images(rng):
     x = t64(distinct(rng, (16, 3, 5, 5)))
     gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), x)
     gradcheck(lambda x: F.avg_pool2d(x, 3, 2, 1, True, False), x)
+
+
+@pytest.mark.parametrize("case", random_params(dilated_conv_case))
+def test_dilated_and_grouped_conv2d_matches_pytorch(case, rng):
+    torch = torch_or_skip()
+    arrays = (rng.standard_normal(case.x_shape), rng.standard_normal(case.w_shape),
+              rng.standard_normal(case.w_shape[0]))
+    S, P, D, G = case.stride, case.padding, case.dilation, case.groups
+    run_both(torch, lambda x, w, b: F.conv2d(x, w, b, S, P, D, G),
+             lambda x, w, b: torch.nn.functional.conv2d(x, w, b, S, P, D, G), arrays, rng, "conv2d")
+
+
+@pytest.mark.parametrize("case", random_params(dilated_pool_case))
+def test_dilated_max_pool2d_matches_pytorch(case, rng):
+    torch = torch_or_skip()
+    x = rng.standard_normal(case.x_shape)
+    x.flat[::4] = x.flat[0]
+    K, S, P, D, ceil = case.kernel, case.stride, case.padding, case.dilation, case.ceil_mode
+    run_both(torch, lambda t: F.max_pool2d(t, K, S, P, D, ceil),
+             lambda t: torch.nn.functional.max_pool2d(t, K, S, P, D, ceil_mode=ceil), [x], rng, "max_pool2d")
+
+
+def test_gradcheck_dilated_grouped_conv_and_dilated_max_pool(rng):
+    x = t64(rng.standard_normal((2, 4, 7, 8)))
+    w, b = t64(rng.standard_normal((6, 2, 3, 2))), t64(rng.standard_normal(6))
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, (2, 1), 1, (2, 3), 2), x, w, b)
+    gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, 1, (2, 0), 2, 2), x, w, b)
+    depthwise = t64(rng.standard_normal((4, 1, 3, 3)))
+    gradcheck(lambda x, w: F.conv2d(x, w, None, 1, 1, 1, 4), x, depthwise)
+    gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1, dilation=2, ceil_mode=True), t64(distinct(rng, (2, 3, 9, 8))))
+    gradcheck(lambda x: F.avg_pool2d(x, 3, 2, 1, True, True, divisor_override=5), x)
+
+
+def test_the_three_positional_calls_that_used_to_mean_something_else(rng):
+    """PyTorch's positional order: Conv2d's sixth argument is dilation, MaxPool2d's and max_pool2d's fourth is
+    dilation (it was ``bias`` and ``ceil_mode`` here once: a silent wrong answer)."""
+    conv = nn.Conv2d(3, 4, 3, 1, 0, 2)
+    assert conv.dilation == (2, 2) and conv.bias is not None
+    assert conv(mc.Tensor(np.zeros((1, 3, 9, 9), np.float32))).shape == (1, 4, 5, 5)
+    x = mc.Tensor(rng.standard_normal((1, 1, 9, 9)))
+    assert nn.MaxPool2d(2, 1, 0, 2)(x).shape == (1, 1, 7, 7)
+    assert F.max_pool2d(x, 2, 1, 0, 2).shape == (1, 1, 7, 7)
+    nn.Conv2d(1, 2, 3, dilation=1, groups=1, bias=True, padding_mode="zeros")      # defaults written out
+    nn.MaxPool2d(2, return_indices=False)
+    nn.AvgPool2d(2, divisor_override=None)

@@ -9,10 +9,20 @@ import sys
 import numpy as np
 import pytest
 
+try:
+    import minicnn.fast.contract  # noqa: F401
+    FAST = True
+except ImportError:
+    FAST = False
+needs_fast = pytest.mark.skipif(not FAST, reason="the fast engine cannot be imported here")
+
 PROBE_IMPORT = """
 import json, numba, minicnn
-from minicnn.kernels import activation, blas, by_size, conv, in_shares, pool
-compiled = {}
+from minicnn.plain import activation as p_act, conv as p_conv, pool as p_pool
+before = {f"{m.__name__}.{name}": len(obj.signatures) for m in (p_act, p_conv, p_pool)
+          for name, obj in vars(m).items() if isinstance(obj, numba.core.dispatcher.Dispatcher)}
+from minicnn.fast import activation, blas, by_size, conv, in_shares, pool
+compiled = dict(before)
 for m in (activation, blas, conv, pool):
     for name, obj in vars(m).items():
         jitted = [obj] if isinstance(obj, numba.core.dispatcher.Dispatcher) else []
@@ -25,7 +35,7 @@ print(json.dumps(compiled))
 
 PROBE_RUN = """
 import json, numpy as np
-from minicnn.kernels import activation
+from minicnn.fast import activation
 activation.relu_forward(np.ones(3, dtype=np.float32))
 stats = activation._relu_forward.serial.stats
 print(json.dumps({"path": stats.cache_path, "hits": sum(stats.cache_hits.values()),
@@ -44,12 +54,14 @@ def run(code, env_updates, patch_read_only=False):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@needs_fast
 @pytest.mark.slow
 def test_import_compiles_nothing():
     compiled = run(PROBE_IMPORT, {})
     assert len(compiled) >= 10 and all(n == 0 for n in compiled.values()), compiled
 
 
+@needs_fast
 @pytest.mark.slow
 def test_a_second_process_reuses_the_disk_cache(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
@@ -58,6 +70,7 @@ def test_a_second_process_reuses_the_disk_cache(tmp_path):
     assert second["hits"] >= 1 and second["misses"] == 0
 
 
+@needs_fast
 @pytest.mark.slow
 def test_a_read_only_package_folder_falls_back_to_the_user_cache(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)}
@@ -69,7 +82,7 @@ def test_a_read_only_package_folder_falls_back_to_the_user_cache(tmp_path):
 
 PROBE_DEPENDENT = """
 import sys
-from minicnn.kernels import depends_on
+from minicnn.fast import depends_on
 folder = sys.argv[1]
 sys.path.insert(0, folder)
 depends_on(folder + "/outer.py", folder + "/inner.py")
@@ -78,6 +91,7 @@ print(outer.twice_inner())
 """
 
 
+@needs_fast
 @pytest.mark.slow
 def test_editing_a_kernel_file_rebuilds_the_kernels_that_compiled_it_in(tmp_path):
     """A cached kernel holds the machine code of every jitted function it calls, and Numba checks it only
@@ -113,24 +127,25 @@ print(json.dumps([y.numpy().ravel().tolist(), x.grad.ravel().tolist()]))
 
 @pytest.mark.slow
 def test_numba_disable_jit_runs_the_same_model_as_plain_python():
-    """``NUMBA_DISABLE_JIT=1`` (stepping through kernels in a debugger) gives the compiled results: the tiles'
-    LLVM code and the BLAS calls, which no Python can run, give way to their plain equivalents."""
+    """``NUMBA_DISABLE_JIT=1`` (stepping through kernels in a debugger) runs the plain engine as Python (the fast
+    engine, whose LLVM code no Python can run, refuses to load) and gives the compiled fast engine's results."""
     compiled = run(PROBE_PLAIN_PYTHON, {})
     plain = run(PROBE_PLAIN_PYTHON, {"NUMBA_DISABLE_JIT": "1"})
     for a, b in zip(compiled, plain):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@needs_fast
 @pytest.mark.slow
 def test_the_other_vector_width_computes_the_same(tmp_path):
     """``kernels/vectors.py`` writes its tiles and copies in the CPU's vector width (256 or 512 bits). The
     width this machine does not use is compiled here through ``MINICNN_VECTOR_BYTES`` (LLVM splits or joins
     the vectors), with a cache of its own, and the convolution and product kernels are checked against their
     references again, float32, in a fresh process."""
-    from minicnn.kernels.vectors import VECTOR_BYTES
+    from minicnn.fast.vectors import VECTOR_BYTES
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env.update(MINICNN_VECTOR_BYTES=str(96 - VECTOR_BYTES), NUMBA_CACHE_DIR=str(tmp_path))
-    chosen = "(conv_kernels_equal_reference or spread_from_split or small_matmuls) and float32"
+    chosen = "(fast_conv_equals_plain or spread_from_split or small_matmuls) and float32"
     done = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider",
                            "-k", chosen, os.path.join(os.path.dirname(__file__), "test_kernels.py")],
                           env=env, capture_output=True, text=True)
@@ -140,7 +155,7 @@ def test_the_other_vector_width_computes_the_same(tmp_path):
 
 PROBE_AHEAD = """
 import json, numpy as np
-from minicnn.kernels import activation, ahead
+from minicnn.fast import activation, ahead
 before = ahead.is_cached("relu", np.float64)
 ahead.expect("relu", np.float64)              # what a ReLU's forward says when a backward will follow
 helper = ahead._helper
@@ -156,6 +171,7 @@ print(json.dumps({"before": before, "after": after, "helper": helper is not None
 """
 
 
+@needs_fast
 @pytest.mark.slow
 def test_the_helper_compiles_ahead_what_the_backward_then_loads(tmp_path):
     """``kernels/ahead.py``: asked by ``expect``, a helper process compiles a group's kernels into the disk cache;
@@ -173,7 +189,7 @@ def test_the_helper_compiles_ahead_what_the_backward_then_loads(tmp_path):
 
 PROBE_TAKE_BACK = """
 import json, numpy as np
-from minicnn.kernels import activation, ahead, pool
+from minicnn.fast import activation, ahead, pool
 f64 = np.dtype("float64")
 for group in ("global_avg_pool2d", "relu", "max_pool2d"):   # a forward's order: the first is sent, two wait
     ahead.expect(group, f64)
@@ -191,6 +207,7 @@ print(json.dumps({"waiting": waiting, "stolen": stolen, "finished": sorted(helpe
 """
 
 
+@needs_fast
 @pytest.mark.slow
 def test_groups_the_helper_has_not_begun_compile_here(tmp_path):
     """The helper gets one group at a time, the oldest first; ``ready`` takes back a group it has not begun (the
@@ -202,12 +219,14 @@ def test_groups_the_helper_has_not_begun_compile_here(tmp_path):
     assert out["stolen"] and out["relu_misses"] == 2, out
 
 
+@needs_fast
 def test_ahead_names_an_unknown_group():
-    from minicnn.kernels import ahead
+    from minicnn.fast import ahead
     with pytest.raises(ValueError, match=r"group: expected one of .*'conv2d'.*got 'conv3d'"):
         ahead.expect("conv3d", np.float32)
 
 
+@needs_fast
 def test_each_group_compiles_the_signatures_its_backward_runs(rng):
     """The helper compiles a group by running its kernels on tiny arrays. A training step's backward must then
     need no other signature of those kernels, or the helper's work would be for nothing (a silent loss of the
@@ -216,7 +235,7 @@ def test_each_group_compiles_the_signatures_its_backward_runs(rng):
     import minicnn as mc
     import minicnn.functional as F
     from minicnn import nn
-    from minicnn.kernels import ahead
+    from minicnn.fast import ahead
     for compile_group, _ in ahead.GROUPS.values():
         compile_group(np.float32)
     kernels = [kernel for _, listed in ahead.GROUPS.values() for kernel in listed()]

@@ -1,20 +1,26 @@
-"""Every fast kernel equals its plain reference, on hand-picked and randomised geometries (``cases.py``).
+"""The fast engine equals the plain one, op by op, on hand-picked and randomised geometries (``cases.py``);
+and each of the fast engine's inner pieces equals its plain twin (``fast_twins.py``).
 
 The geometry tables include what breaks kernels: overlapping windows (kernel 3, stride 2), strides that do
 not divide the input or differ by axis, padding up to half the kernel, ceil_mode, kernels of 1 and of the whole
 padded input, odd and non-square sizes, batch 1, channel 1, and batches of several blocks per thread.
+Skipped where the fast engine cannot be imported.
 """
 import numpy as np
 import pytest
 
-import minicnn.kernels
-from minicnn.kernels import activation as K_act, blas as K_blas, conv as K_conv, matmul as K_mm, pool as K_pool
-from minicnn.kernels.shapes import conv2d_geometry, pool2d_geometry
-from minicnn.kernels.vectors import copy_runs
-from minicnn.reference import activation as R_act, blas as R_blas, conv as R_conv, matmul as R_mm, pool as R_pool
-from minicnn.testing import assert_close
+pytest.importorskip("minicnn.fast.contract", reason="the fast engine cannot be imported here", exc_type=ImportError)
 
-from cases import CONV_CASES, POOL_CASES, conv_case, params, pool_case, random_params
+import minicnn.fast  # noqa: E402
+from minicnn import plain  # noqa: E402
+from minicnn.fast import blas as K_blas, conv as K_conv, contract as fast  # noqa: E402
+from minicnn.fast import matmul as K_mm, pool as K_pool  # noqa: E402
+from minicnn.fast.vectors import copy_runs  # noqa: E402
+from minicnn.shapes import conv2d_geometry, pool2d_geometry  # noqa: E402
+from minicnn.testing import assert_close  # noqa: E402
+
+import fast_twins as twins  # noqa: E402
+from cases import CONV_CASES, POOL_CASES, conv_case, params, pool_case, random_params  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -23,48 +29,45 @@ DTYPES = [np.float32, np.float64]
 def threads(request, monkeypatch):
     """Run a test with the serial kernels, then again with the parallel ones forced on its small inputs."""
     if request.param == "parallel":
-        monkeypatch.setattr(minicnn.kernels, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(minicnn.fast, "PARALLEL_MIN_ELEMENTS", 0)
     return request.param
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", params(CONV_CASES) + random_params(conv_case))
-def test_conv_kernels_equal_reference(case, dtype, rng):
-    x_shape, w_shape, S, P = case.x_shape, case.w_shape, case.stride, case.padding
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype)
-    _, _, (OH, OW) = conv2d_geometry(x_shape, w_shape, S, P)
-    args = (*S, *P, OH, OW)
+def test_fast_conv_equals_plain(case, dtype, rng):
+    x = rng.standard_normal(case.x_shape).astype(dtype)
+    w = rng.standard_normal(case.w_shape).astype(dtype)
+    b = rng.standard_normal(case.w_shape[0]).astype(dtype)
+    settings = (case.stride, case.padding, (1, 1), 1)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    y = K_conv.conv2d_forward(x, w, b, *args)
-    assert y.dtype == dtype and y.flags.c_contiguous
-    assert_close(y, R_conv.conv2d_forward(x, w, b, *args), **tol, name="conv2d_forward")
-    y_relu = K_conv.conv2d_forward(x, w, b, *args, relu=True)
-    assert_close(y_relu, R_conv.conv2d_forward(x, w, b, *args, relu=True), **tol, name="conv2d_forward relu")
-    assert_close(y_relu, np.maximum(y, 0), rtol=0, atol=0, name="fused ReLU = ReLU after")   # the same sums
-
-    g = rng.standard_normal(y.shape).astype(dtype)
-    H, W, KH, KW = x_shape[2], x_shape[3], w_shape[2], w_shape[3]
-    assert_close(K_conv.conv2d_backward_input(g, w, H, W, *S, *P),
-                 R_conv.conv2d_backward_input(g, w, H, W, *S, *P), **tol, name="conv2d_backward_input")
-    assert_close(K_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P),
-                 R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight")
-
-    y_kept, kept = K_conv.conv2d_forward_keep(x, w, b, *args)
-    assert_close(y_kept, y, rtol=0, atol=0, name="conv2d_forward_keep y")
-    assert_close(K_conv.conv2d_forward_keep(x, w, b, *args, relu=True)[0], y_relu, rtol=0, atol=0,
-                 name="conv2d_forward_keep relu")
-    assert_close(K_conv.conv2d_backward_weight_kept(g, kept, x_shape, KH, KW, *S, *P),
-                 R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward_weight_kept")
-    grad_x, grad_w = K_conv.conv2d_backward(g, w, kept, x_shape, *S, *P)           # both in one pass
-    assert_close(grad_x, R_conv.conv2d_backward_input(g, w, H, W, *S, *P), **tol, name="conv2d_backward x")
-    assert_close(grad_w, R_conv.conv2d_backward_weight(g, x, KH, KW, *S, *P), **tol, name="conv2d_backward w")
-    assert K_conv.conv2d_backward(g, w, None, x_shape, *S, *P, need_w=False)[1] is None
+    g = rng.standard_normal(case.x_shape[:1] + case.w_shape[:1] + case.out_size).astype(dtype)
+    for relu in (False, True):
+        y, saved = fast.conv2d_forward(x, w, b, *settings, case.out_size, relu=relu, keep_input=True)
+        y_plain, saved_plain = plain.conv2d_forward(x, w, b, *settings, case.out_size, relu=relu, keep_input=True)
+        assert y.dtype == dtype and y.flags.c_contiguous
+        assert_close(y, y_plain, **tol, name=f"conv2d_forward relu={relu}")
+        for need in [(True, True, True), (True, False, False), (False, True, True)]:
+            got = fast.conv2d_backward(g, w, saved, case.x_shape, *settings, *need)
+            expected = plain.conv2d_backward(g, w, saved_plain, case.x_shape, *settings, *need)
+            for name, a, e in zip(["grad_x", "grad_w", "grad_b"], got, expected):
+                assert (a is None) == (e is None), name
+                if a is not None:
+                    assert_close(a, e, **tol, name=f"{name} (relu={relu}, need={need})")
+        # The plain engine finishes a backward whose forward the fast one ran (the fallback's promise).
+        for a, e in zip(plain.conv2d_backward(g, w, saved, case.x_shape, *settings, True, True, True),
+                        plain.conv2d_backward(g, w, saved_plain, case.x_shape, *settings, True, True, True)):
+            assert_close(a, e, rtol=0, atol=0, name="plain backward of a fast forward")
+    y_relu = fast.conv2d_forward(x, w, b, *settings, case.out_size, relu=True)[0]
+    assert_close(y_relu, np.maximum(fast.conv2d_forward(x, w, b, *settings, case.out_size)[0], 0), rtol=0, atol=0,
+                 name="fused ReLU = ReLU after")                                 # the same sums
+    # the fast engine's inner pieces
+    KH, KW = case.w_shape[2:]
+    args = (*case.stride, *case.padding, *case.out_size)
     cols = K_conv.im2col(x, KH, KW, *args)
-    assert_close(cols, R_conv.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
-    assert_close(K_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args),
-                 R_conv.col2im(cols, x_shape[1], H, W, KH, KW, *args), **tol, name="col2im")
+    assert_close(cols, twins.im2col(x, KH, KW, *args), rtol=0, atol=0, name="im2col")
+    assert_close(K_conv.col2im(cols, case.x_shape[1], *case.x_shape[2:], KH, KW, *args),
+                 twins.col2im(cols, case.x_shape[1], *case.x_shape[2:], KH, KW, *args), **tol, name="col2im")
 
 
 SPREAD_CASES = [
@@ -86,7 +89,7 @@ def test_spread_from_split_rows_equals_spread_by_reads(case, dtype, rng):
     ``_spread_read``: one number at a time through the lanes table) give the same block, zeros included, for
     every block of the batch; the plan picks one by stride, so both are forced here."""
     N, C_in, H, W, (KH, KW), (S_h, S_w), (P_h, P_w), B = case
-    _, _, (OH, OW) = conv2d_geometry((N, C_in, H, W), (1, C_in, KH, KW), (S_h, S_w), (P_h, P_w))
+    *_, (OH, OW) = conv2d_geometry((N, C_in, H, W), (1, C_in, KH, KW), (S_h, S_w), (P_h, P_w))
     plan = K_conv.Plan(C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW, images=B)
     x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
     split = np.empty((1, B * C_in * H * S_w * K_conv.split_width(W, P_w, S_w)), dtype)    # thread 0's
@@ -116,20 +119,20 @@ def test_small_matmuls_equal_reference(M, K, Q, dtype, rng):
         start = rng.standard_normal((M, K)).astype(dtype)
         out, expected = start.copy(), start.copy()
         K_mm.matmul_nt_add(c, source, window, out)
-        R_mm.matmul_nt_add(c, source, window, expected)
+        twins.matmul_nt_add(c, source, window, expected)
         assert_close(out, expected, **tol, name="matmul_nt_add")
         initial = rng.standard_normal(M).astype(dtype)
         target_window = rng.integers(0, L - Q + 1, M).astype(np.uint64)         # overlapping rows add up
         out, expected = source.copy(), source.copy()
         K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, K_mm.ADD)
-        R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, K_mm.ADD)
+        twins.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, K_mm.ADD)
         assert_close(out, expected, **tol, name="matmul_scatter_add (accumulate)")
         target_window = (np.arange(M) * (Q + 2) + 1).astype(np.uint64)           # storing: rows apart, gaps kept
         for mode in (K_mm.STORE, K_mm.STORE_RELU):
             out = rng.standard_normal((B, M * (Q + 2) + 1)).astype(dtype)
             expected = out.copy()
             K_mm.matmul_scatter_add(a, source, window, out, target_window, Q, initial, mode)
-            R_mm.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, mode)
+            twins.matmul_scatter_add(a, source, window, expected, target_window, Q, initial, mode)
             assert_close(out, expected, **tol, name=f"matmul_scatter_add (mode {mode})")
 
 
@@ -146,7 +149,7 @@ def test_threaded_gemm_equals_reference(dtype, trans_a, trans_b, rng):
         b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
         bias = rng.standard_normal(N).astype(dtype) if M % 2 else None
         for relu in (False, True):
-            expected = R_blas.gemm(a, b, trans_a, trans_b, bias, relu=relu)
+            expected = twins.gemm(a, b, trans_a, trans_b, bias, relu=relu)
             for threads in (1, 2, 3):
                 got = K_blas.gemm(a, b, trans_a, trans_b, bias, threads=threads, relu=relu)
                 assert got.dtype == dtype and got.flags.c_contiguous
@@ -161,8 +164,8 @@ def test_gemm_without_the_threaded_blas_falls_back_to_numpy(dtype, rng, monkeypa
     bias = rng.standard_normal(3).astype(dtype)
     got = K_blas.gemm(a, b, trans_b=True, bias=bias)
     assert got.dtype == dtype and got.flags.c_contiguous
-    assert_close(got, R_blas.gemm(a, b, False, True, bias), rtol=1e-5, atol=1e-5, name="gemm fallback")
-    assert_close(K_blas.gemm(a, b, trans_b=True, bias=bias, relu=True), R_blas.gemm(a, b, False, True, bias, relu=True),
+    assert_close(got, twins.gemm(a, b, False, True, bias), rtol=1e-5, atol=1e-5, name="gemm fallback")
+    assert_close(K_blas.gemm(a, b, trans_b=True, bias=bias, relu=True), twins.gemm(a, b, False, True, bias, relu=True),
                  rtol=1e-5, atol=1e-5, name="gemm fallback, relu")
 
 
@@ -175,33 +178,30 @@ def test_gemm_rejects_mismatched_inner_dimensions(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", params(POOL_CASES) + random_params(pool_case))
-def test_pool_kernels_equal_reference(case, dtype, rng, threads):
-    x_shape, K, S, P, ceil_mode = case.x_shape, case.kernel, case.stride, case.padding, case.ceil_mode
-    x = rng.standard_normal(x_shape).astype(dtype)
+def test_fast_pools_equal_plain(case, dtype, rng, threads):
+    x = rng.standard_normal(case.x_shape).astype(dtype)
     x.flat[rng.integers(0, x.size, size=3)] = x.flat[0]          # some ties: the first maximum must win
-    _, _, _, (OH, OW) = pool2d_geometry(x_shape, K, S, P, ceil_mode, "test")
-    args = (*K, *S, *P, OH, OW)
-    H, W = x_shape[2:]
+    K, S, P, out, in_size = case.kernel, case.stride, case.padding, case.out_size, case.x_shape[2:]
 
-    y, argmax = K_pool.max_pool2d_forward(x, *args)
-    y_ref, argmax_ref = R_pool.max_pool2d_forward(x, *args)
-    assert_close(y, y_ref, rtol=0, atol=0, name="max_pool2d_forward")
-    np.testing.assert_array_equal(argmax, argmax_ref)
+    y, argmax = fast.max_pool2d_forward(x, K, S, P, (1, 1), out)
+    y_plain, argmax_plain = plain.max_pool2d_forward(x, K, S, P, (1, 1), out)
+    assert_close(y, y_plain, rtol=0, atol=0, name="max_pool2d_forward")
+    np.testing.assert_array_equal(argmax, argmax_plain)
     g = rng.standard_normal(y.shape).astype(dtype)
-    assert_close(K_pool.max_pool2d_backward(g, argmax, H, W), R_pool.max_pool2d_backward(g, argmax, H, W),
+    assert_close(fast.max_pool2d_backward(g, argmax, in_size), plain.max_pool2d_backward(g, argmax, in_size),
                  rtol=1e-6, atol=1e-6, name="max_pool2d_backward")
 
     for count_include_pad in (True, False):
-        assert_close(K_pool.avg_pool2d_forward(x, *args, count_include_pad),
-                     R_pool.avg_pool2d_forward(x, *args, count_include_pad), rtol=1e-5, atol=1e-6,
+        assert_close(fast.avg_pool2d_forward(x, K, S, P, out, count_include_pad, None),
+                     plain.avg_pool2d_forward(x, K, S, P, out, count_include_pad, None), rtol=1e-5, atol=1e-6,
                      name=f"avg_pool2d_forward(count_include_pad={count_include_pad})")
-        assert_close(K_pool.avg_pool2d_backward(g, H, W, *K, *S, *P, count_include_pad),
-                     R_pool.avg_pool2d_backward(g, H, W, *K, *S, *P, count_include_pad), rtol=1e-5, atol=1e-6,
+        assert_close(fast.avg_pool2d_backward(g, in_size, K, S, P, count_include_pad, None),
+                     plain.avg_pool2d_backward(g, in_size, K, S, P, count_include_pad, None), rtol=1e-5, atol=1e-6,
                      name="avg_pool2d_backward")
 
-    assert_close(K_pool.global_avg_pool2d_forward(x), R_pool.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
-    g1 = rng.standard_normal(x_shape[:2] + (1, 1)).astype(dtype)
-    assert_close(K_pool.global_avg_pool2d_backward(g1, H, W), R_pool.global_avg_pool2d_backward(g1, H, W),
+    assert_close(fast.global_avg_pool2d_forward(x), plain.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
+    g1 = rng.standard_normal(case.x_shape[:2] + (1, 1)).astype(dtype)
+    assert_close(fast.global_avg_pool2d_backward(g1, in_size), plain.global_avg_pool2d_backward(g1, in_size),
                  rtol=1e-6, atol=1e-7)
 
 
@@ -224,8 +224,8 @@ def test_2x2_fast_paths_equal_the_general_path_bit_for_bit(shape, rng, threads):
 
 def test_max_pool_nan_wins_like_pytorch():
     x = np.array([[[[1.0, np.nan], [np.nan, 5.0]]]], dtype=np.float32)
-    for module in (K_pool, R_pool):
-        y, argmax = module.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1)
+    for engine in (fast, plain):
+        y, argmax = engine.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (1, 1))
         assert np.isnan(y[0, 0, 0, 0])
         assert argmax[0, 0, 0, 0] == 2          # PyTorch's scan `v > best or isnan(v)` keeps the last NaN
 
@@ -239,9 +239,9 @@ def test_general_max_pool_on_nans_infinities_zeros_and_ties_equals_reference(dty
     values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 1.0])
     x = rng.choice(values, size=(2, 3, 9, 8)).astype(dtype)
     for K, S, P in [((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (1, 0)), ((3, 3), (1, 1), (0, 0))]:
-        _, _, _, (OH, OW) = pool2d_geometry(x.shape, K, S, P, False, "test")
+        _, _, _, _, (OH, OW) = pool2d_geometry(x.shape, K, S, P, False, "test")
         args = (*K, *S, *P, OH, OW)
-        y_ref, argmax_ref = R_pool.max_pool2d_forward(x, *args)
+        y_ref, argmax_ref = plain.max_pool2d_forward(x, K, S, P, (1, 1), (OH, OW))
         for version in (K_pool._max_pool2d_general.serial, K_pool._max_pool2d_general.parallel):
             y, argmax = version(x, *args)
             np.testing.assert_array_equal(y, y_ref)                   # NaN where NaN
@@ -260,11 +260,11 @@ def test_max_pool_all_minus_infinity_picks_the_first_cell():
 def test_relu_kernels_equal_reference(shape, dtype, rng, threads):
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[0] = np.nan
-    y = K_act.relu_forward(x)
-    assert_close(y, R_act.relu_forward(x), rtol=0, atol=0)
+    y = fast.relu_forward(x)
+    assert_close(y, plain.relu_forward(x), rtol=0, atol=0)
     assert np.isnan(y.flat[0])
     g = rng.standard_normal(shape).astype(dtype)
-    assert_close(K_act.relu_backward(g, y), R_act.relu_backward(g, y), rtol=0, atol=0)
+    assert_close(fast.relu_backward(g, y), plain.relu_backward(g, y), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -273,11 +273,11 @@ def test_relu_kernels_equal_reference(shape, dtype, rng, threads):
 def test_blur_pool_kernels_equal_reference(shape, stride, dtype, rng, threads):
     x = rng.standard_normal(shape).astype(dtype)
     out_h, out_w = (shape[2] - 1) // stride + 1, (shape[3] - 1) // stride + 1
-    y = K_pool.blur_pool2d_forward(x, stride, out_h, out_w)
-    assert_close(y, R_pool.blur_pool2d_forward(x, stride, out_h, out_w), rtol=1e-5, atol=1e-6)
+    y = fast.blur_pool2d_forward(x, stride, (out_h, out_w))
+    assert_close(y, plain.blur_pool2d_forward(x, stride, (out_h, out_w)), rtol=1e-5, atol=1e-6)
     g = rng.standard_normal(y.shape).astype(dtype)
-    assert_close(K_pool.blur_pool2d_backward(g, *shape[2:], stride),
-                 R_pool.blur_pool2d_backward(g, *shape[2:], stride), rtol=1e-5, atol=1e-6)
+    assert_close(fast.blur_pool2d_backward(g, shape[2:], stride), plain.blur_pool2d_backward(g, shape[2:], stride),
+                 rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not K_conv.VECTOR_CODE, reason="LLVM vector code does not run under NUMBA_DISABLE_JIT")
@@ -297,7 +297,7 @@ def test_copy_runs_copies_and_writes_nothing_past_its_runs(outer, inner, length)
     np.testing.assert_array_equal(dst[n:], -1)
 
 
-@minicnn.kernels.kernel
+@minicnn.fast.kernel
 def _copy_runs(dst, src, dst_outer, dst_inner, src_outer, src_inner, outer, inner, length):
     """``vectors.copy_runs`` on two flat arrays (it is an intrinsic: only compiled code can call it)."""
     copy_runs(dst[0], dst.ctypes.data, dst_outer, dst_inner, src.ctypes.data, src_outer, src_inner, outer, inner,

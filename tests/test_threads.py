@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from minicnn.kernels import threads
+threads = pytest.importorskip("minicnn.fast.threads", reason="the fast engine cannot be imported here",
+                              exc_type=ImportError)
 
 
 @pytest.mark.skipif(threads._OPENBLAS is None, reason="numpy's BLAS is not an OpenBLAS minicnn can find")

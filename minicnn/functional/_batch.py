@@ -1,5 +1,5 @@
 """Unbatched input, as PyTorch accepts it: a (C, H, W) image is run as a batch of one, then unwrapped."""
-from ..kernels.shapes import check_input_ndim
+from ..shapes import check_input_ndim
 
 
 def run_batched(op: str, fn, x, *args, **kwargs):

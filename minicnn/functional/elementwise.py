@@ -3,15 +3,14 @@
 Binary ops broadcast like NumPy. Their backward returns the gradient at the *broadcast* shape and autograd
 sums it back to each input's shape (``autograd.unbroadcast``), so no op here repeats that logic.
 
-ReLU's loops are a Numba kernel (``kernels/activation.py`` ↔ ``reference/activation.py``); the rest is
-NumPy's own vectorised arithmetic.
+ReLU's loops are the engine's (``minicnn/plain/activation.py``); the rest is NumPy's own vectorised arithmetic.
 """
 import numbers
 
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import activation as kernels, ahead
+from .. import engine
 from ..random import generator
 from ..tensor import Tensor, as_tensor
 
@@ -165,21 +164,18 @@ def log(x) -> Tensor:
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0. Kernels: ``kernels/activation.py``."""
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0. Loops: ``minicnn/plain/activation.py``."""
 
     @staticmethod
     def forward(ctx, x):
-        y = kernels.relu_forward(np.ascontiguousarray(x))
-        if any(ctx.needs_input_grad):
-            ahead.expect("relu", x.dtype)            # the backward's kernel compiles meanwhile (kernels/ahead.py)
+        y = engine.relu_forward(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        ahead.ready("relu", grad.dtype)
-        return kernels.relu_backward(np.ascontiguousarray(grad), y)
+        return engine.relu_backward(grad, y)
 
 
 def relu(x) -> Tensor:

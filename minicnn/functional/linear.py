@@ -1,28 +1,20 @@
-"""Matrix products: ``matmul`` (the ``@`` operator) and ``linear`` (a fully connected layer). BLAS does the work.
-``matmul`` calls numpy's ``@`` with OpenBLAS on one thread (``kernels/threads.py``: a second OpenBLAS thread
-would fight Numba's pool). ``linear`` cuts its products into one band of rows per Numba thread, each thread
-calling OpenBLAS on its band (``kernels/blas.py``): Linear(400, 120) at batch 1000 went from 0.72 to 0.40 ms
-(bias included; PyTorch 0.36).
-Numba's own products of ``kernels/matmul.py`` on two threads were tried first and only matched one-thread
-OpenBLAS (Linear(400, 120) at batch 256: 0.21 ms either way), for 1.3 s more compile time at start-up.
+"""Matrix products: ``matmul`` (the ``@`` operator) and ``linear`` (a fully connected layer). BLAS does the work,
+through the engine contract (``minicnn/plain/linear.py`` is numpy's ``@``; the fast engine splits the linear
+layer's rows among its threads).
 
     matmul:  Y = A @ B            dA = dY @ Bᵀ           dB = Aᵀ @ dY        (batched over leading axes)
     linear:  y = x @ Wᵀ + b       dx = dy @ W            dW = dyᵀ @ x         db = Σ_n dy
              x (N, in), W (out, in), b (out,), y (N, out)
 
-``linear_relu`` is ``relu(linear(...))`` in one pass, as ``conv2d_relu`` is for the convolution: each thread
-applies bias and ReLU to its band of the result while it is in cache, and backward masks the gradient with
-the output before the linear layer's own. ``nn.Sequential`` uses it for a ``Linear`` followed by a ``ReLU``
-(``Module.fused_with``): the same numbers, to the bit, and two ops fewer per head (0.03 ms of the ``strided``
-evaluation at batch 1000).
+``linear_relu`` is ``relu(linear(...))`` in one pass, as ``conv2d_relu`` is for the convolution: the engine
+applies bias and ReLU to the result while it is in cache, and backward masks the gradient with the output
+before the linear layer's own. ``nn.LinearReLU`` (made by ``nn.fuse``) runs it.
 """
 import numpy as np
 
+from .. import engine
 from ..autograd import Function
-from ..kernels import ahead, single_threaded_blas
-from ..kernels.activation import relu_backward
-from ..kernels.blas import gemm
-from ..kernels.shapes import check_same_dtype
+from ..shapes import check_same_dtype
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["matmul", "linear", "linear_relu"]
@@ -33,13 +25,11 @@ class MatMul(Function):
     axes broadcast (autograd sums the gradient of a broadcast operand back to its shape)."""
 
     @staticmethod
-    @single_threaded_blas
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a @ b
+        return engine.matmul(a, b)
 
     @staticmethod
-    @single_threaded_blas
     def backward(ctx, grad):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a                      # (…, M, K)
@@ -51,10 +41,10 @@ class MatMul(Function):
             g2 = g2[..., None, :]                                  # give back the row's axis M = 1: (…, M, P)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = g2 @ np.swapaxes(b2, -1, -2)
+            grad_a = engine.matmul(g2, np.swapaxes(b2, -1, -2))
             grad_a = grad_a[..., 0, :] if a.ndim == 1 else grad_a
         if ctx.needs_input_grad[1]:
-            grad_b = np.swapaxes(a2, -1, -2) @ g2
+            grad_b = engine.matmul(np.swapaxes(a2, -1, -2), g2)
             grad_b = grad_b[..., 0] if b.ndim == 1 else grad_b
         return grad_a, grad_b
 
@@ -76,25 +66,17 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, *, relu=False):
         x2 = x.reshape(-1, x.shape[-1])
-        y = gemm(x2, weight, trans_b=True, bias=bias, relu=relu)
-        if relu and any(ctx.needs_input_grad):
-            ahead.expect("relu", x.dtype)            # the backward's ReLU compiles meanwhile (kernels/ahead.py)
+        y = engine.linear_forward(x2, weight, bias, relu=relu)
         ctx.save_for_backward(x2, weight, y if relu else None)
-        ctx.x_shape, ctx.relu = x.shape, relu
+        ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
         x2, weight, y = ctx.saved
-        g2 = grad.reshape(-1, weight.shape[0])
-        if ctx.relu:
-            ahead.ready("relu", g2.dtype)
-            g2 = relu_backward(np.ascontiguousarray(g2), y)          # through the ReLU first: zero where it cut
-        need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = gemm(g2, weight).reshape(ctx.x_shape) if need_x else None
-        grad_w = gemm(g2, x2, trans_a=True) if need_w else None
-        grad_b = g2.sum(axis=0) if need_b else None
-        return grad_x, grad_w, grad_b
+        grad_x, grad_w, grad_b = engine.linear_backward(grad.reshape(-1, weight.shape[0]), x2, weight, y,
+                                                        *ctx.needs_input_grad)
+        return (None if grad_x is None else grad_x.reshape(ctx.x_shape)), grad_w, grad_b
 
 
 def linear(x, weight, bias=None) -> Tensor:

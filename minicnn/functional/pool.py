@@ -1,20 +1,22 @@
-"""Pooling: ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``, differentiable.
+"""Pooling: ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``, ``blur_pool2d``, differentiable.
 
-Kernels: ``kernels/pool.py`` ↔ ``reference/pool.py`` (whose docstrings give the window and divisor rules).
-Pooling has no parameters: it summarises each K × K window of each channel by one number, so a feature that
-moves by less than the stride inside its window, or a pixel that is masked, may leave the output unchanged.
+The loops, and the window and divisor rules, are in ``minicnn/plain/pool.py``. Pooling has no parameters: it
+summarises each K × K window of each channel by one number, so a feature that moves by less than the stride
+inside its window, or a pixel that is masked, may leave the output unchanged.
 
-    OH = floor((H + 2P − K) / S) + 1     (ceil_mode: rounded up, but the last window must start inside the
-                                          input or its left padding)
+    OH = floor((H + 2P − D·(K − 1) − 1) / S) + 1    (ceil_mode: rounded up, but the last window must start
+                                                     inside the input or its left padding)
 
 What backward needs: max pooling saves the argmax of each window (never recomputes it), average pooling only
 the geometry.
 """
+import numbers
+
 import numpy as np
 
+from .. import engine
 from ..autograd import Function
-from ..kernels import ahead, pool as kernels
-from ..kernels.shapes import check_input_ndim, output_size, pair, pool2d_geometry
+from ..shapes import check_input_ndim, output_size, pair, pool2d_geometry
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
 
@@ -22,13 +24,12 @@ __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d", "blur_pool2d"]
 
 
 class MaxPool2d(Function):
-    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, out_size, checked pairs. Output (N, C, OH, OW)."""
+    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, dilation, out_size, checked pairs.
+    Output: (N, C, OH, OW)."""
 
     @staticmethod
-    def forward(ctx, x, *, kernel, stride, padding, out_size):
-        y, argmax = kernels.max_pool2d_forward(np.ascontiguousarray(x), *kernel, *stride, *padding, *out_size)
-        if any(ctx.needs_input_grad):
-            ahead.expect("max_pool2d", x.dtype)      # the backward's kernel compiles meanwhile (kernels/ahead.py)
+    def forward(ctx, x, *, kernel, stride, padding, dilation, out_size):
+        y, argmax = engine.max_pool2d_forward(np.ascontiguousarray(x), kernel, stride, padding, dilation, out_size)
         ctx.save_for_backward(argmax)
         ctx.in_size = x.shape[2:]
         return y
@@ -36,66 +37,70 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (argmax,) = ctx.saved
-        ahead.ready("max_pool2d", grad.dtype)
-        return kernels.max_pool2d_backward(np.ascontiguousarray(grad), argmax, *ctx.in_size)
+        return engine.max_pool2d_backward(np.ascontiguousarray(grad), argmax, ctx.in_size)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
-    """The maximum of each window.
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor:
+    """The maximum of each window (``torch.nn.functional.max_pool2d``).
 
     Args:
-        x: (N, C, H, W) or (C, H, W).
+        input: (N, C, H, W) or (C, H, W).
         kernel_size: window size, an int or a pair. stride: defaults to ``kernel_size``.
-        padding: implicit padding on both sides, at most half the kernel; padded cells never win.
+        padding: implicit padding on both sides, at most half the window; padded cells never win.
+        dilation: the spacing of the window's cells.
         ceil_mode: round the output size up (see module docstring).
+        return_indices: not supported yet (raises).
 
     >>> import numpy as np, minicnn as mc, minicnn.functional as F
     >>> F.max_pool2d(mc.Tensor(np.arange(1, 17).reshape(1, 1, 4, 4)), 2).numpy()[0, 0].tolist()
     [[6.0, 8.0], [14.0, 16.0]]
     """
-    x = as_tensor(x)
-    kernel, stride, padding, out_size = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
-                                                        "max_pool2d")
-    return run_batched("max_pool2d", lambda xb: MaxPool2d.apply(xb, kernel=kernel, stride=stride,
-                                                                padding=padding, out_size=out_size), x)
+    if return_indices:
+        raise NotImplementedError("max_pool2d: return_indices=True is not supported yet")
+    x = as_tensor(input)
+    kernel, stride, padding, dilation, out_size = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
+                                                                  "max_pool2d", dilation)
+    return run_batched("max_pool2d", lambda xb: MaxPool2d.apply(xb, kernel=kernel, stride=stride, padding=padding,
+                                                                dilation=dilation, out_size=out_size), x)
 
 
 class AvgPool2d(Function):
-    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, out_size, count_include_pad."""
+    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, out_size, count_include_pad, divisor_override."""
 
     @staticmethod
-    def forward(ctx, x, *, kernel, stride, padding, out_size, count_include_pad):
+    def forward(ctx, x, *, kernel, stride, padding, out_size, count_include_pad, divisor_override):
         ctx.in_size = x.shape[2:]
-        ctx.geometry = (*kernel, *stride, *padding)
-        ctx.count_include_pad = count_include_pad
-        if any(ctx.needs_input_grad):
-            ahead.expect("avg_pool2d", x.dtype)      # the backward's kernels compile meanwhile (kernels/ahead.py)
-        return kernels.avg_pool2d_forward(np.ascontiguousarray(x), *kernel, *stride, *padding, *out_size,
-                                          count_include_pad)
+        ctx.settings = (kernel, stride, padding, count_include_pad, divisor_override)
+        return engine.avg_pool2d_forward(np.ascontiguousarray(x), kernel, stride, padding, out_size,
+                                         count_include_pad, divisor_override)
 
     @staticmethod
     def backward(ctx, grad):
-        ahead.ready("avg_pool2d", grad.dtype)
-        return kernels.avg_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size, *ctx.geometry,
-                                           ctx.count_include_pad)
+        return engine.avg_pool2d_backward(np.ascontiguousarray(grad), ctx.in_size, *ctx.settings)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
-    """The mean of each window.
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override=None) -> Tensor:
+    """The mean of each window (``torch.nn.functional.avg_pool2d``).
 
-    Args as ``max_pool2d``, and ``count_include_pad``: whether padded zeros count in the divisor.
+    Args as ``max_pool2d`` (no dilation), and ``count_include_pad``: whether padded zeros count in the divisor;
+    ``divisor_override``: a positive int to divide every window's sum by instead.
 
     >>> import numpy as np, minicnn as mc, minicnn.functional as F
     >>> F.avg_pool2d(mc.Tensor(np.arange(1, 17).reshape(1, 1, 4, 4)), 2).numpy()[0, 0].tolist()
     [[3.5, 5.5], [11.5, 13.5]]
     """
-    x = as_tensor(x)
-    kernel, stride, padding, out_size = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
-                                                        "avg_pool2d")
+    x = as_tensor(input)
+    kernel, stride, padding, _, out_size = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
+                                                           "avg_pool2d")
+    if divisor_override is not None and (not isinstance(divisor_override, numbers.Integral)
+                                         or isinstance(divisor_override, bool) or divisor_override <= 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be None or a positive int, got {divisor_override!r}")
+    divisor = None if divisor_override is None else int(divisor_override)
     return run_batched("avg_pool2d", lambda xb: AvgPool2d.apply(
         xb, kernel=kernel, stride=stride, padding=padding, out_size=out_size,
-        count_include_pad=bool(count_include_pad)), x)
+        count_include_pad=bool(count_include_pad), divisor_override=divisor), x)
 
 
 class GlobalAvgPool2d(Function):
@@ -104,14 +109,11 @@ class GlobalAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.in_size = x.shape[2:]
-        if any(ctx.needs_input_grad):
-            ahead.expect("global_avg_pool2d", x.dtype)   # its backward compiles meanwhile (kernels/ahead.py)
-        return kernels.global_avg_pool2d_forward(np.ascontiguousarray(x))
+        return engine.global_avg_pool2d_forward(np.ascontiguousarray(x))
 
     @staticmethod
     def backward(ctx, grad):
-        ahead.ready("global_avg_pool2d", grad.dtype)
-        return kernels.global_avg_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size)
+        return engine.global_avg_pool2d_backward(np.ascontiguousarray(grad), ctx.in_size)
 
 
 def global_avg_pool2d(x) -> Tensor:
@@ -127,11 +129,11 @@ class BlurPool2d(Function):
     @staticmethod
     def forward(ctx, x, *, stride, out_size):
         ctx.in_size, ctx.stride = x.shape[2:], stride
-        return kernels.blur_pool2d_forward(np.ascontiguousarray(x), stride, *out_size)
+        return engine.blur_pool2d_forward(np.ascontiguousarray(x), stride, out_size)
 
     @staticmethod
     def backward(ctx, grad):
-        return kernels.blur_pool2d_backward(np.ascontiguousarray(grad), *ctx.in_size, ctx.stride)
+        return engine.blur_pool2d_backward(np.ascontiguousarray(grad), ctx.in_size, ctx.stride)
 
 
 def blur_pool2d(x, stride: int = 2) -> Tensor:

@@ -3,8 +3,10 @@ op in ``forward``; none re-implements maths or calls a kernel.
 
 Names, arguments, defaults and printed forms follow PyTorch (``torch.nn``), so code and habits carry over.
 """
-from ..kernels.shapes import conv2d_args, pool2d_args
+import numbers
+
 from .. import functional as F
+from ..shapes import check_groups, conv2d_args, pool2d_args
 from . import init
 from .module import Module, Parameter
 
@@ -13,80 +15,103 @@ __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "BlurPool2d", 
 
 
 def _positive_int(value, name, op):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 class Conv2d(Module):
-    """2-D convolution layer: (N, C_in, H, W) → (N, C_out, OH, OW), OH = floor((H + 2P − KH)/S) + 1.
+    """2-D convolution layer: (N, C_in, H, W) → (N, C_out, OH, OW), OH = floor((H + 2P − D·(KH − 1) − 1)/S) + 1.
 
-    Parameters: ``weight`` (C_out, C_in, KH, KW) and ``bias`` (C_out,), initialised as PyTorch does
-    (``nn/init.py``). C_out · C_in · KH · KW + C_out of them in all: Conv2d(1, 6, 5) has 156.
+    Arguments and defaults are PyTorch's, in its order: ``Conv2d(in_channels, out_channels, kernel_size,
+    stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros')``.
+    Parameters: ``weight`` (C_out, C_in / groups, KH, KW) and ``bias`` (C_out,), initialised as PyTorch does
+    (``nn/init.py``). Conv2d(1, 6, 5) has 6 · 1 · 5 · 5 + 6 = 156.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
-        self.kernel_size, self.stride, self.padding = conv2d_args(kernel_size, stride, padding, "Conv2d")
-        shape = (out_channels, in_channels) + self.kernel_size
+        self.kernel_size, self.stride, self.padding, self.dilation = conv2d_args(kernel_size, stride, padding,
+                                                                                 "Conv2d", dilation)
+        self.groups = check_groups(groups, self.in_channels, self.out_channels, "Conv2d")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv2d: padding_mode {padding_mode!r} is not supported; only 'zeros'")
+        self.padding_mode = padding_mode
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(init.default_weight(shape))
         self.bias = Parameter(init.default_bias(shape)) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def fused_with(self, following):
-        """``following(self(x))`` in one pass when ``following`` is a ReLU (``F.conv2d_relu``), else None.
-        Subclasses, which may compute something else, are not fused."""
-        if type(self) is Conv2d and type(following) is ReLU:
-            return lambda x: F.conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
-        return None
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
 class _Pool2d(Module):
     """Settings shared by the pooling layers; pooling owns no parameters."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
         super().__init__()
-        pool2d_args(kernel_size, stride, padding, type(self).__name__)   # refuse bad settings now, not later
+        pool2d_args(kernel_size, stride, padding, type(self).__name__, dilation)   # refuse bad settings now
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
+        self.dilation = dilation
         self.ceil_mode = bool(ceil_mode)
 
 
 class MaxPool2d(_Pool2d):
-    """The maximum of each window: (N, C, H, W) → (N, C, OH, OW). ``stride`` defaults to ``kernel_size``."""
+    """The maximum of each window: (N, C, H, W) → (N, C, OH, OW). PyTorch's arguments, in its order:
+    ``MaxPool2d(kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False)``;
+    ``stride`` defaults to ``kernel_size``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        if return_indices:
+            raise NotImplementedError("MaxPool2d: return_indices=True is not supported yet")
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
+        self.return_indices = False
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, ceil_mode={self.ceil_mode}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(_Pool2d):
-    """The mean of each window: (N, C, H, W) → (N, C, OH, OW). ``count_include_pad``: padded zeros count."""
+    """The mean of each window: (N, C, H, W) → (N, C, OH, OW). PyTorch's arguments, in its order:
+    ``AvgPool2d(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None)``; ``count_include_pad``: padded zeros count in the divisor."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
-        super().__init__(kernel_size, stride, padding, ceil_mode)
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = divisor_override
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
         text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
         if self.ceil_mode:
             text += ", ceil_mode=True"
+        if self.divisor_override is not None:
+            text += f", divisor_override={self.divisor_override}"
         return text + ("" if self.count_include_pad else ", count_include_pad=False")
 
 
@@ -139,13 +164,6 @@ class Linear(Module):
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
-
-    def fused_with(self, following):
-        """``following(self(x))`` in one pass when ``following`` is a ReLU (``F.linear_relu``), else None.
-        Subclasses, which may compute something else, are not fused."""
-        if type(self) is Linear and type(following) is ReLU:
-            return lambda x: F.linear_relu(x, self.weight, self.bias)
-        return None
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

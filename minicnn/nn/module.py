@@ -56,11 +56,6 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def fused_with(self, following: "Module"):
-        """A function that computes ``following(self(x))`` in one step, faster, or None (the default): what
-        ``Sequential`` asks of each module about the next one (``Conv2d`` and ``Linear`` answer for a ``ReLU``)."""
-        return None
-
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
@@ -68,6 +63,10 @@ class Module:
     def children(self):
         """The direct sub-modules, in the order they were assigned."""
         return iter(self._modules.values())
+
+    def named_children(self):
+        """(name, sub-module) for the direct sub-modules, in the order they were assigned."""
+        return iter(self._modules.items())
 
     def named_modules(self, prefix: str = ""):
         """(name, module) for this module and every module below it, depth first."""
@@ -167,26 +166,22 @@ class Module:
 class Sequential(Module):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Indexable like a list.
 
-    Where a module can do its own work and the next one's in one step (``Module.fused_with``: a ``Conv2d`` or a
-    ``Linear`` followed by a ``ReLU``), ``forward`` lets it: the same numbers, one pass over memory fewer.
+    The modules are named "0", "1", ... in order; ``Sequential(OrderedDict(name=module, ...))`` names them
+    itself, as in PyTorch (``nn.fuse`` keeps the names of the modules it replaces that way).
     """
 
     def __init__(self, *modules: Module):
         super().__init__()
-        for i, m in enumerate(modules):
+        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], OrderedDict) else (
+            (str(i), m) for i, m in enumerate(modules))
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
-            setattr(self, str(i), m)
+                raise TypeError(f"Sequential: module {name} must be a Module, got {type(m).__name__}")
+            setattr(self, name, m)
 
     def forward(self, x):
-        modules = list(self._modules.values())
-        i = 0
-        while i < len(modules):
-            fused = modules[i].fused_with(modules[i + 1]) if i + 1 < len(modules) else None
-            if fused is not None:
-                x, i = fused(x), i + 2
-            else:
-                x, i = modules[i](x), i + 1
+        for module in self._modules.values():
+            x = module(x)
         return x
 
     def append(self, module: Module) -> "Sequential":

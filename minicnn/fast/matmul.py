@@ -3,7 +3,7 @@
 Twin: ``minicnn/reference/matmul.py``. The products read the rows of their second operand from a flat
 ``source`` at offsets ``window``: row k of image n's matrix b[n] is ``source[n, window[k]:][:Q]``. For a plain
 (K, Q) matrix that is window[k] = k·Q; the convolution passes overlapping windows into a spread block of
-images (see ``kernels/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] stored or added at
+images (see ``fast/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] stored or added at
 offsets of a target: the convolution's forward, the bias first, and its input gradient, added into a spread
 gradient), built on ``vectors.py``'s register tiles, and ``matmul_nt_add`` (Σ_n a[n] @ b[n]ᵀ: its weight
 gradient), a Numba loop of dot products.
@@ -21,7 +21,6 @@ at least a row's length apart): copying them into a plain matrix for OpenBLAS co
 thread (``blas.py``).
 """
 import numpy as np
-from numba import config
 
 from . import inline_kernel, sum_kernel
 
@@ -128,7 +127,3 @@ def matmul_nt_add(a, source, window, out):
             for di in range(min(4, M - i0)):
                 for dj in range(min(4, K - j0)):
                     out[i0 + di, j0 + dj] += block[di][dj]
-
-
-if config.DISABLE_JIT:                # plain Python cannot run the tiles' LLVM code: the product's definition
-    from ..reference.matmul import matmul_scatter_add  # noqa: E402,F401,F811

@@ -1,24 +1,41 @@
-"""The engine room: Numba-compiled loops on contiguous NumPy arrays.
+"""The fast engine: minicnn's speed, behind the engine contract (``contract.py``; ``minicnn/engine.py``).
 
-Every function here takes plain arrays (C-contiguous, float32, or float64 for gradient checks) and Python ints,
-and returns new arrays. None of them knows about ``Tensor``, autograd or modules: you can call, test and time a
-kernel on its own. Each has a twin of the same name in ``minicnn.reference`` written as plain loops to be read;
-the tests check that the two agree.
+It computes what the plain engine (``minicnn/plain/``) computes, another way: the convolution spreads blocks
+of images so that its products read memory in order and runs them in register tiles written in LLVM's vectors
+(``conv.py``, ``matmul.py``, ``vectors.py``), long kernels run as serial workers on every thread
+(``shares.py``), the linear layer's products are OpenBLAS's, split among Numba's threads (``blas.py``), and a
+helper process compiles the backward's kernels on a cold start (``ahead.py``). ``docs/performance.md`` tells
+how each came about and what it bought. The tests check every op against the plain engine.
 
-Compilation is lazy: ``import minicnn`` compiles nothing. The first call with a new dtype compiles the kernel
-(about a second each) and stores the machine code on disk (``cache=True``: next to this file in ``__pycache__``,
-or in the user-wide Numba cache folder when this folder is read-only), so later processes load it in
-milliseconds (a kernel that compiles in code of other files is checked against those too:
-``DependenciesLocator``). Set ``NUMBA_DISABLE_JIT=1`` to run the same functions as ordinary, steppable Python
-(the few loops written in LLVM's vectors then give way to their plain equivalents).
+It is imported only when an op first runs on it, never by ``import minicnn``; under ``NUMBA_DISABLE_JIT=1``
+it refuses to load (its LLVM code cannot run as Python), and the plain engine runs everything.
 
-Files: ``shapes.py`` (output sizes and argument checks, shared by all), ``conv.py`` (with its products in
-``matmul.py``), ``vectors.py`` (the inner loops written in LLVM's vectors: the products' register tiles, the
-spread's runs), ``pool.py``, ``activation.py``, ``blas.py`` (OpenBLAS's products split among Numba's threads,
-for the linear layer), ``threads.py`` (which thread pool runs what), ``shares.py`` (a serial kernel run on every
-thread, each on its share of the work: the convolution's and the linear layer's kernels, which compile faster
-that way than as ``prange`` loops) and ``ahead.py`` (a helper process that compiles the backward's kernels while the
-forward compiles its own, on a cold start).
+**What it changes in the process**, when it loads, each with its opt-out:
+
+- glibc's ``malloc`` keeps large freed blocks for reuse (``mallopt``, ``tune_allocator`` below):
+  ``MINICNN_TUNE_MALLOC=0`` keeps glibc's defaults.
+- Numba's threading layer: OpenMP, or workqueue where OpenBLAS's threads cannot be held back
+  (``threads.choose_threading_layer``): setting ``NUMBA_THREADING_LAYER`` yourself wins.
+- Numba's list of cache locators gets ``DependenciesLocator`` first (it answers only for this package's files).
+- OpenBLAS runs on one thread *during* minicnn's products, and its count is restored after each
+  (``threads.single_threaded_blas``): numpy code outside keeps all its threads.
+
+**Every use of a Numba, llvmlite, ctypes or glibc internal** (names a new release may change; if one is gone,
+this package fails to import and the plain engine serves):
+
+- ``numba.core.caching._CacheLocator`` and ``CacheImpl._locator_classes`` (``_CacheImpl`` before numba 0.61):
+  the dependencies-aware disk cache below;
+- ``numba.core.cgutils`` and the target context's ``call_conv``: ``shares.py`` calls a worker by the address
+  of its machine code in Numba's own calling convention; ``vectors.py`` writes LLVM IR into kernels;
+- ``numba.types.ExternalFunction`` and ``llvmlite.binding.add_symbol``: ``blas.py`` calls OpenBLAS's
+  ``cblas_?gemm`` from compiled code;
+- ``numba.np.ufunc.omppool``: ``threads.py`` asks whether the OpenMP layer is installed;
+- ctypes: glibc's ``mallopt`` (below) and OpenBLAS's ``openblas_set_num_threads``, found among the
+  process's mapped libraries (``threads.py``).
+
+Compilation is lazy: the first call with a new dtype compiles a kernel and stores its machine code on disk
+(``cache=True``), so later processes load it in milliseconds; a kernel that compiles in code of other files is
+checked against those too (``DependenciesLocator``).
 """
 import ctypes
 import functools
@@ -30,7 +47,10 @@ import types
 import numba
 from numba.core import caching
 
-from .shares import in_shares  # noqa: F401
+if numba.config.DISABLE_JIT:
+    raise ImportError("the fast engine needs compiled code (NUMBA_DISABLE_JIT=1 is set); the plain engine runs")
+
+from .shares import in_shares  # noqa: E402,F401
 from .threads import choose_threading_layer, single_threaded_blas  # noqa: E402,F401
 
 # One thread pool for the loops, OpenBLAS on one thread inside minicnn's products: see threads.py.
@@ -46,8 +66,9 @@ def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 
     which took the step from 8.4 ms to 12.4 ms here. Raising the thresholds (glibc's ``mallopt``, what
     ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`` does at start-up) keeps freed blocks for reuse.
 
-    Called once when minicnn is imported, so it applies to the whole process (PyTorch's allocations too,
-    which keeps side-by-side benchmarks fair); set ``MINICNN_TUNE_MALLOC=0`` to keep glibc's defaults.
+    Called once when the fast engine loads, so it applies to the whole process from then on (PyTorch's
+    allocations too, which keeps side-by-side benchmarks fair); set ``MINICNN_TUNE_MALLOC=0`` to keep glibc's
+    defaults.
     Returns True when the setting was applied (glibc only).
     """
     if not sys.platform.startswith("linux"):

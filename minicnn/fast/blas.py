@@ -103,7 +103,7 @@ def _gemm_band(args, t, T):
             for m in range(m0, m1):
                 for j in range(N):
                     v = c[m, j] + bias[j] if bias.shape[0] > 0 else c[m, j]
-                    c[m, j] = 0 if relu and v <= 0 else v                 # as kernels/activation.py: NaN stays
+                    c[m, j] = 0 if relu and v <= 0 else v                 # as fast/activation.py: NaN stays
 
 
 #: The bands on Numba's threads, one each (``shares.py``).

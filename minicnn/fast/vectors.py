@@ -1,7 +1,7 @@
 """The few inner loops written in LLVM's own vectors: the products' register tiles and the convolution's row copies.
 
 Twins: ``matmul_scatter_add`` in ``minicnn/reference/matmul.py`` (the product the tiles make up) and the plain
-definitions of the spread and the output reorder (``kernels/conv.py``'s scalar paths, checked against each
+definitions of the spread and the output reorder (``fast/conv.py``'s scalar paths, checked against each
 other in the tests).
 
 Why not Numba loops. Numba turns Python loops into LLVM IR and LLVM vectorises what it can prove safe and

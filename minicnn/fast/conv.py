@@ -4,7 +4,7 @@ Twins: ``minicnn/reference/conv.py`` (the same maths as plain loops), ``minicnn/
 differentiable op that calls these). Notation as in the package docstring::
 
     x       (N, C_in, H, W)          weight  (C_out, C_in, KH, KW)     bias (C_out,)
-    y       (N, C_out, OH, OW)       OH = floor((H + 2P − KH) / S) + 1   (kernels/shapes.py)
+    y       (N, C_out, OH, OW)       OH = floor((H + 2P − KH) / S) + 1   (minicnn/shapes.py)
 
     y[n, co, oh, ow] = bias[co] + sum_{ci, kh, kw} weight[co, ci, kh, kw] * xp[n, ci, oh*S + kh, ow*S + kw]
 
@@ -497,7 +497,7 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out
 
     Inputs: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) (zeros for "no bias"), all
     C-contiguous and of one dtype; stride, padding and output size already checked by
-    ``shapes.conv2d_geometry``. Returns: y (N, C_out, OH, OW).
+    ``minicnn/shapes.py``. Returns: y (N, C_out, OH, OW).
     """
     return _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, out_w, relu, keep=False)[0]
 

@@ -147,7 +147,7 @@ class Helper:
     def __init__(self):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        command = [sys.executable, "-c", "from minicnn.kernels.ahead import main; main()"]
+        command = [sys.executable, "-c", "from minicnn.fast.ahead import main; main()"]
         self.process = subprocess.Popen(command, env=env, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.finished, self.closed = set(), False

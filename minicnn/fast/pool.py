@@ -2,7 +2,7 @@
 
 Twins: ``minicnn/reference/pool.py`` (plain loops), ``minicnn/functional/pool.py`` (the differentiable ops).
 Notation as in the package docstring: x (N, C, H, W) → y (N, C, OH, OW), window K = (KH, KW), stride S,
-padding P, with OH from ``kernels/shapes.py``. Window (oh, ow) covers input rows ``oh*S_h - P_h ...`` up to
+padding P, with OH from ``minicnn/shapes.py``. Window (oh, ow) covers input rows ``oh*S_h - P_h ...`` up to
 ``K_h`` rows further, clipped to the input, and likewise for columns.
 
 **Max pooling** takes the largest value of each window and remembers where it was (``argmax``, a flat index
@@ -53,7 +53,7 @@ def _is_plain_2x2(H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ou
 
 
 def max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """Inputs: x (N, C, H, W), window, stride, padding, output size (checked by ``shapes.pool2d_geometry``).
+    """Inputs: x (N, C, H, W), window, stride, padding, output size (checked by ``minicnn/shapes.py``).
 
     Returns: y (N, C, OH, OW), the maxima; argmax (N, C, OH, OW) int64, each a flat index ``row * W + col``.
     """
@@ -294,7 +294,7 @@ def global_avg_pool2d_forward(x):
     Each plane is summed in the input's dtype with its additions allowed to reassociate (``sum_by_size``),
     so LLVM keeps several partial sums in one vector instead of a chain of dependent additions:
     0.132 ms with one float64 accumulator, 0.039 ms so, on (64, 64, 7, 7). Indexed flat with unsigned
-    offsets (no test for Python's negative indices in the loop, see ``kernels/conv.py``): 0.040 → 0.027 ms
+    offsets (no test for Python's negative indices in the loop, see ``fast/conv.py``): 0.040 → 0.027 ms
     on the AMD machine, where PyTorch takes 0.043."""
     N, C, H, W = x.shape
     size = np.uint64(H * W)
