@@ -5,10 +5,11 @@
 
 Figures:
   - training step (forward, backward, SGD with momentum) of ``maxpool`` and ``strided`` at batch 64 and 256:
-    images per second, the two frameworks interleaved step by step, medians;
+    images per second on minicnn's fast engine, PyTorch and minicnn's plain engine, interleaved block by block,
+    medians;
   - evaluation (forward under no_grad, batch 1000) of ``maxpool``, ``avgpool`` and ``strided``: images/s;
   - cold start: a fresh process with an *empty* Numba cache, from launch to its first finished ``maxpool``
-    training step, with its helper compiling the backward kernels on the other core (``kernels/ahead.py``; the
+    training step, with its helper compiling the backward kernels on the other core (``fast/ahead.py``; the
     CPU seconds of both) and alone; warm start: the same with the cache filled; ``import minicnn`` alone;
   - peak memory (max RSS) of ``examples/train_fashion.py`` with its default models and settings, one epoch
     (memory does not grow with epochs).
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
-from minicnn import models, optim  # noqa: E402
+from minicnn import models, nn, optim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,10 +45,19 @@ def torch_model(name):
                           pool(2), *head)
 
 
-def training_steps(name, batch, rng):
+def on_engine(engine, function):
+    """``function`` run on minicnn's engine ``engine`` (the choice is global: made again before each call)."""
+    def run():
+        mc.use_engine(engine)
+        function()
+    return run
+
+
+def training_steps(name, batch, rng, engine="fast"):
+    """[minicnn's training step on ``engine``, PyTorch's (when installed)], the same model, data and recipe."""
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    model = models.build(name)
+    model = nn.fuse(models.build(name))
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def ours():
@@ -55,7 +65,7 @@ def training_steps(name, batch, rng):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    functions = [ours]
+    functions = [on_engine(engine, ours)]
     if torch:
         tmodel = torch_model(name)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
@@ -72,7 +82,7 @@ def training_steps(name, batch, rng):
 
 def evaluation(name, rng, batch=1000):
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
-    model = models.build(name).eval()
+    model = nn.fuse(models.build(name)).eval()
 
     def ours():
         with mc.no_grad():
@@ -90,12 +100,17 @@ def evaluation(name, rng, batch=1000):
 
 
 def row(label, batch, seconds):
+    """A table row: minicnn's images/s, PyTorch's, their ratio, minicnn's ms; then the plain engine's, if timed."""
     cells = [label, f"{batch / seconds[0]:,.0f}"]
-    if len(seconds) > 1:
+    if torch:
         cells += [f"{batch / seconds[1]:,.0f}", f"{seconds[1] / seconds[0]:.2f}×"]
     else:
         cells += ["-", "-"]
-    return "| " + " | ".join(cells) + f" | {seconds[0] * 1e3:.2f} |"
+    cells.append(f"{seconds[0] * 1e3:.2f}")
+    if len(seconds) > (2 if torch else 1):
+        plain = seconds[-1]
+        cells += [f"{batch / plain:,.0f}", f"{seconds[1] / plain:.2f}×" if torch else "-"]
+    return "| " + " | ".join(cells) + " |"
 
 
 FIRST_STEP = """
@@ -103,9 +118,9 @@ import time, sys
 t0 = time.perf_counter()
 import numpy as np
 import minicnn as mc, minicnn.functional as F
-from minicnn import models, optim
+from minicnn import models, nn, optim
 imported = time.perf_counter()
-model = models.maxpool(); opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+model = nn.fuse(models.maxpool()); opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 x = mc.Tensor(np.random.rand(64, 1, 28, 28).astype(np.float32)); y = np.random.randint(0, 10, 64)
 def step():
     loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
@@ -121,7 +136,7 @@ print(imported - t0, first - t0, sorted(steps)[10], finished)
 def startup(env):
     """(import seconds, seconds to first step inside the process, steady step, seconds from launch to the end of
     the first step, CPU seconds of the process and of its children: the helper that compiles ahead,
-    ``kernels/ahead.py``). The launch and the first step's end are read on the wall clock of each process, so
+    ``fast/ahead.py``). The launch and the first step's end are read on the wall clock of each process, so
     the figure leaves out the 20 steady steps that follow and the interpreter's exit (0.3–0.5 s, which the
     eighth round's figures included)."""
     resource = __import__("resource")
@@ -153,13 +168,15 @@ def main(argv=None):
     print(f"minicnn {mc.__version__}, numpy {np.__version__}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
 
-    print("\n| training step | minicnn img/s | torch img/s | ratio | minicnn ms/step |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| training step | minicnn img/s | torch img/s | ratio | minicnn ms/step | plain engine img/s | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in ("maxpool", "strided"):
         for batch in (64, 256):
-            seconds = interleaved_medians(training_steps(name, batch, rng), args.repeats)
+            plain = training_steps(name, batch, rng, engine="plain")[0]
+            seconds = interleaved_medians(training_steps(name, batch, rng) + [plain], args.repeats)
             print(row(f"{name}, batch {batch}", batch, seconds), flush=True)
 
+    mc.use_engine("fast")
     print("\n| evaluation (no_grad, batch 1000) | minicnn img/s | torch img/s | ratio | minicnn ms/batch |")
     print("|---|---:|---:|---:|---:|")
     for name in ("maxpool", "avgpool", "strided"):

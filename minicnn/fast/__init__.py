@@ -7,8 +7,10 @@ of images so that its products read memory in order and runs them in register ti
 helper process compiles the backward's kernels on a cold start (``ahead.py``). ``docs/performance.md`` tells
 how each came about and what it bought. The tests check every op against the plain engine.
 
-It is imported only when an op first runs on it, never by ``import minicnn``; under ``NUMBA_DISABLE_JIT=1``
-it refuses to load (its LLVM code cannot run as Python), and the plain engine runs everything.
+It is imported only when an op first runs on it, never by ``import minicnn``. It refuses to load under
+``NUMBA_DISABLE_JIT=1`` (its LLVM code cannot run as Python) and on a Numba outside ``NUMBA_TESTED`` (its
+internals may have moved: on numba 0.58 its launcher cannot take its arguments); the plain engine then runs
+everything.
 
 **What it changes in the process**, when it loads, each with its opt-out:
 
@@ -47,8 +49,15 @@ import types
 import numba
 from numba.core import caching
 
+#: The Numba releases the fast engine is tested with (``setup.cfg`` allows more: the plain engine serves there).
+NUMBA_TESTED = ((0, 61, 2), (0, 69))
+
 if numba.config.DISABLE_JIT:
     raise ImportError("the fast engine needs compiled code (NUMBA_DISABLE_JIT=1 is set); the plain engine runs")
+_version = tuple(int(part) for part in numba.__version__.split(".")[:3] if part.isdigit())
+if not NUMBA_TESTED[0] <= _version < NUMBA_TESTED[1]:
+    raise ImportError(f"the fast engine is tested with numba 0.61.2 up to 0.68 and uses its internals; this is "
+                      f"numba {numba.__version__}, so the plain engine runs")
 
 from .shares import in_shares  # noqa: E402,F401
 from .threads import choose_threading_layer, single_threaded_blas  # noqa: E402,F401
