@@ -71,8 +71,8 @@ def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 
 
     A training step allocates megabytes of short-lived arrays (activations, gradients, scratch). By default
     glibc serves every block above a threshold (128 KB at first, adapting upwards) with fresh pages from the
-    kernel, and each 4 KB page then costs a page fault when first written: 3,700 faults per ``maxpool`` step,
-    which took the step from 8.4 ms to 12.4 ms here. Raising the thresholds (glibc's ``mallopt``, what
+    kernel, and each 4 KB page then costs a page fault when first written: thousands of faults per training
+    step. Raising the thresholds (glibc's ``mallopt``, what
     ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`` does at start-up) keeps freed blocks for reuse.
 
     Called once when the fast engine loads, so it applies to the whole process from then on (PyTorch's
@@ -83,8 +83,8 @@ def tune_allocator(mmap_threshold: int = 64 << 20, trim_threshold: int = 128 << 
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)          # the process's own symbols, libc's among them (find_library("c") runs
-                                          # ldconfig in a subprocess: 5 ms of every import)
+        libc = ctypes.CDLL(None)          # the process's own symbols, libc's among them (find_library("c") would
+                                          # run ldconfig in a subprocess)
         M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
         return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
     except (OSError, AttributeError):
@@ -191,17 +191,13 @@ sum_kernel = numba.njit(cache=True, fastmath=SUM_FASTMATH)
 #: (``inline="always"``), so they are not compiled alone (unless Python calls one, as a test does). Every njit
 #: function a kernel calls is compiled as a module of its own, then optimised and turned into machine code again
 #: inside each caller's module (a ``prange`` kernel's body four times: the loop body, two wrappers, the kernel;
-#: hence ``shares.py``), so a wrapper such as ``conv._spread_block`` cost one more pass over all the code it
-#: wraps. Inlining the convolution's five wrappers and the products' ``_tile`` took a cold start
-#: (``benchmarks/bench_train.py``) from 27.9 to 23.7 s, the means of four interleaved runs on the AMD machine.
-#: Inlined code is typed again at each call site, so this pays only for small functions (inlining every summing
-#: kernel saved LLVM 3.5 s and cost Numba's own passes as much).
+#: hence ``shares.py``), so a wrapper such as ``conv._spread_block`` would cost one more pass over all the code it
+#: wraps. Inlined code is typed again at each call site, so this pays only for small functions.
 inline_kernel = numba.njit(cache=True, inline="always", fastmath=SUM_FASTMATH)
 
 #: Inputs with at least this many elements run a ``by_size`` kernel's parallel version. Below it the serial one
-#: wins: a parallel launch costs ~2 us under the OpenMP layer (~110 us under workqueue), and splitting a loop
-#: shorter than this gains less than the threads cost to wake. With 2 threads, ReLU on (64, 6, 28, 28),
-#: 301,056 floats, went from 61 to 20 us; max pooling's backward on (64, 16, 10, 10) from 17 to 12 us.
+#: wins: a parallel launch costs microseconds, and splitting a loop shorter than this gains less than the threads
+#: cost to wake.
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
 

@@ -24,21 +24,8 @@ largest. When ``ready`` finds its group still waiting, it takes it back and the 
 run; when it must wait for the helper, it spends the wait compiling the newest waiting group. Neither process
 then idles while the other has a queue, whichever is the slower that day.
 
-Measured on the 2-core AMD machine, a fresh process with an empty cache, from launch to the end of its first
-``maxpool`` training step: 18–24 s compiling alone, 10.9–15.4 s with a helper that was sent every group at
-once (``benchmarks/bench_train.py``'s start-up, eighth round). Taking groups back: 12.2 s against 13.0 s,
-the means of seven interleaved runs each (10.0–14.1 s against 10.4–14.9). Since the convolution's and the
-linear layer's kernels became workers run in shares (``shares.py``), each compiling in about two-thirds of
-the time: 9.3 s against 11.7 (three interleaved runs each). Two timelines of that code, seconds from the start of the
-process (the machine in a quick phase)::
-
-    main:    import 1.1 ─ conv forward 3.6 + launcher 0.7 ─ max pool forward 1.1 ─ linear 0.9 ─ backward
-    helper:    start 0.8 ─ conv backward 4.3 + launcher 0.7 ─ relu backward 0.8 ─ max pool backward 1.4
-
-The main process reached the backward at 7.6 s both times; once it waited 0.5 s for the max pooling's group,
-once it took that group over while waiting 1.2 s for the ReLU's. First step finished at 7.6 and 8.3 s.
-Together the two processes use about 18 CPU seconds: both compile the products and copies that the forward
-and backward kernels share.
+On a cold start this roughly halves the wait for the first training step (``docs/performance.md`` has the
+timelines and figures).
 """
 import atexit
 import os

@@ -1,6 +1,6 @@
 """Matrix products split among Numba's threads, each thread calling BLAS on its share of the rows.
 
-Twin: ``minicnn/reference/blas.py``. ``gemm(a, b, trans_a, trans_b)`` returns ``op(a) @ op(b)`` (op: the
+Twin: ``gemm`` in ``tests/fast_twins.py``. ``gemm(a, b, trans_a, trans_b)`` returns ``op(a) @ op(b)`` (op: the
 matrix or its transpose), what the linear layer needs forward and backward::
 
     y  = x @ Wᵀ        gemm(x, W, trans_b=True)          x (N, in), W (out, in)
@@ -8,10 +8,9 @@ matrix or its transpose), what the linear layer needs forward and backward::
     dW = gᵀ @ x        gemm(g, x, trans_a=True)
 
 Why: inside minicnn OpenBLAS runs on one thread (``threads.py``: its own thread pool fought Numba's). That left
-the linear layers on one core: Linear(400, 120) at batch 1000 took 0.72 ms where PyTorch, on both cores, took
-0.36. Here the rows of the result are cut into one band per thread of Numba's pool, which is already awake,
-and each thread calls OpenBLAS's ``cblas_?gemm`` for its band, on its own core: 0.38 ms. The work is BLAS's,
-the split Numba's, and there is still one pool.
+the linear layers on one core. Here the rows of the result are cut into one band per thread of Numba's pool,
+which is already awake, and each thread calls OpenBLAS's ``cblas_?gemm`` for its band, on its own core. The
+work is BLAS's, the split Numba's, and there is still one pool.
 
 How a compiled kernel calls a C function and still caches to disk: a ctypes function in a kernel is a raw
 address baked into the machine code, which Numba refuses to cache (it changes from process to process).
@@ -92,8 +91,7 @@ def _gemm_rows_overload(a, b, c, m0, m1, trans_a, trans_b):
 def _gemm_band(args, t, T):
     """Band t of T of c = op(a) @ op(b) (+ bias on every row, unless bias is empty; through max(·, 0) when
     ``relu``): the rows t·M // T up to (t + 1)·M // T of c (the bands are disjoint). The bias and the ReLU are
-    applied to the band while it is in the core's cache: as a separate ``y += bias`` the bias cost 0.04 ms of
-    Linear(400, 120)'s 0.43 at batch 1000. Arguments: a, b, bias, relu, c, trans_a, trans_b."""
+    applied to the band while it is in the core's cache. Arguments: a, b, bias, relu, c, trans_a, trans_b."""
     a, b, bias, relu, c, trans_a, trans_b = args
     M, N = c.shape
     m0, m1 = t * M // T, (t + 1) * M // T
@@ -119,7 +117,7 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False
     Splits the result's rows among ``threads`` (default: Numba's thread count) when ``AVAILABLE``; otherwise,
     for other dtypes, or under ``NUMBA_DISABLE_JIT=1`` (no compiled kernel to call BLAS from), numpy's ``@``.
     OpenBLAS runs on one thread inside (``single_threaded_blas``): each Numba thread's call must stay on its
-    own core (called with OpenBLAS's own pool on, the same product took 8 ms instead of 0.4).
+    own core (with OpenBLAS's own pool on as well, the two pools fight for the cores).
     """
     op_a = a.T if trans_a else a
     op_b = b.T if trans_b else b

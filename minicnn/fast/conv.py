@@ -1,7 +1,7 @@
 """2-D convolution (cross-correlation, as in every deep-learning library): a block of images at a time, in Numba.
 
-Twins: ``minicnn/reference/conv.py`` (the same maths as plain loops), ``minicnn/functional/conv.py`` (the
-differentiable op that calls these). Notation as in the package docstring::
+Twins: ``minicnn/plain/conv.py`` (the same numbers, the textbook way), ``contract.py`` (the engine contract's
+``conv2d_forward``/``conv2d_backward``, which call these). Notation as in the package docstring::
 
     x       (N, C_in, H, W)          weight  (C_out, C_in, KH, KW)     bias (C_out,)
     y       (N, C_out, OH, OW)       OH = floor((H + 2P − KH) / S) + 1   (minicnn/shapes.py)
@@ -32,43 +32,11 @@ The spread holds each input number about KW / S_w times. Putting the images j be
 lets one run cover B images: the products' tiles run along it, and long runs make them fast
 (``images_per_block``).
 
-Measured on the 2-core machine, batch 64, milliseconds, five versions of this file: (1) one im2col of the
-whole batch and numpy's BLAS for the products, memory-bound on these long, thin matrices; (2) per-image
-im2col and these products; (3) stride 1 read from the padded image across its full width, which computes
-Wp/OW times the outputs needed (1.14x for LeNet's first layer, 1.4x for its second) but needs no im2col;
-(4) stride 1 from a spread of one image, gathered columns (offset tables) side by side for other strides;
-(5) blocks of images in one spread for every stride, runs of a multiple of 8 numbers::
-
-    layer                        forward                            weight grad                        input grad
-    Conv2d(1, 6, 5, p=2)         1.05 → 0.34 → 0.23 → 0.19 → 0.23   0.68 → 0.18 → 0.22 → 0.16 → 0.14   1.43 → 0.53 → 0.37 → 0.25 → 0.30
-    Conv2d(6, 16, 5)             1.10 → 0.54 → 0.43 → 0.34 → 0.27   0.47 → 0.37 → 0.46 → 0.34 → 0.24   1.26 → 0.68 → 0.61 → 0.37 → 0.34
-    Conv2d(6, 16, 5, stride=2)   0.34 → 0.27 → 0.20 → 0.14 → 0.08   0.31 → 0.22 → 0.16 → 0.09 → 0.06   0.35 → 0.35 → 0.25 → 0.19 → 0.13
-
-Version 5 made the second layers' products faster (rows of 200 and 400 numbers instead of 100 and 250) and
-the strided spread 4x cheaper than the gather it replaced, but LeNet's first layer lost 0.04 and 0.05 ms:
-its blocks were already one image of 784 columns, and reading through a table of lanes from padded copies
-of the images cost a copy more than version 4's row-by-row spread. Since then the forward's product starts
-its sums from the bias and stores its rows, through a ReLU when one follows (forward at batch 64: 0.23 →
-0.18, 0.30 → 0.25 and 0.086 → 0.076 ms), and the spread reads x itself, its table ``reads`` clipping the
-lanes that fall on the padding, which are then zeroed; the fold drops them the same way (no padded copies
-in or out: the strided first layer's forward at batch 1000 1.17 → 1.10 ms, input gradients at batch 64 and
-256 4–18% faster, the same numbers to the bit). What the forward keeps for the weight gradient is the
-spread of each block (``kept``).
-
-Version 6 (now) keeps the layout and changes how each piece is done: the products run on register tiles
-of LLVM vectors (``vectors.py``, through ``matmul.py``), the spread copies runs out of rows split into their
-stride phases (``_spread_split``; every stride up to 2 since the eighth round, a compile-time choice, see
-``_spread_block``), the reorders copy runs, and blocks hold
-about 1024 columns, shared evenly between the threads (``images_per_block``). Forward and forward+backward
-at batch 64, ms, before → after (``benchmarks/bench_ops.py``): Conv2d(1, 6, 5, p=2) 0.22 → 0.13 and
-0.78 → 0.65, Conv2d(6, 16, 5) 0.27 → 0.19 and 1.00 → 0.75, Conv2d(6, 16, 5, stride=2) 0.094 → 0.085 and
-0.34 → 0.32.
-
-Where the time goes now, for the strided pyramid's second layer at batch 1000 (about 0.95 ms forward on
-two cores; PyTorch 0.62): on one core, the product 0.98 ms (about 125 GFLOP/s; the tile's limits are in
-``vectors.py``), the spread 0.58 ms (runs of OW = 5 numbers, as fast one number at a time through ``reads``
-as copied out of split rows, which it now is), the reorder 0.08 ms. The input and weight gradients run in
-one kernel (``_backward``).
+Blocks hold about 1024 columns, shared evenly between the threads (``images_per_block``); the products run
+on register tiles of LLVM vectors (``vectors.py``, through ``matmul.py``); the spread copies runs out of rows
+split into their stride phases (``_spread_split``) for strides up to 2, else reads through a table; the input
+and weight gradients run in one kernel (``_backward``). How this design came about, version by version, with
+its measurements: ``docs/performance.md``.
 """
 import functools
 
@@ -89,15 +57,9 @@ MIN_COLUMNS = 1024
 def images_per_block(Q, N=None, threads=1):
     """B, the images a block takes when each has Q = OH·OW outputs per channel: about ``MIN_COLUMNS`` // Q
     (at least 1), made even across the ``threads`` for a batch of N: each thread gets the same number of
-    blocks, at least two, and B is the fewest images that covers the batch so.
-
-    Measured with the products' register tiles (``vectors.py``), 2 cores, forward at batch 1000, interleaved
-    runs, ms: the strided first layer (Q = 196) 1.17 with B = 2, 0.98 with 4, 0.91 with 8; its second (Q =
-    25) 1.02 with 16, 0.95 with 32. Whole models, against the earlier rule (256 columns, a multiple of 8):
-    evaluation of ``strided`` 2.93 → 2.77 ms, of ``maxpool`` 8.78 → 8.46 ms, a ``maxpool`` training step at
-    batch 256 7.09 → 6.64 ms. Even shares then took a ``strided`` step at batch 256 from 2.98 to 2.86 ms (40
-    images a block made 7 blocks, 4 for one thread and 3 for the other; now 8 of 32) and a ``maxpool`` step at
-    batch 64 from 2.31 to 2.19 ms. Q = 784 → 1, 196 → 5, 100 → 10, 25 → 39 at N = 1000 (26 blocks), 16 at 64.
+    blocks, at least two, and B is the fewest images that covers the batch so. Why: long rows make the products'
+    tiles fast, and even shares keep both threads busy to the end (``docs/performance.md``).
+    Q = 784 → 1, 196 → 5, 100 → 10, 25 → 39 at N = 1000 (26 blocks), 16 at 64.
     """
     B = max(1, MIN_COLUMNS // Q)
     if N is None:
@@ -201,12 +163,9 @@ def _spread_block(x, n0, n1, block, split, t, tables, B, geometry):
     one contiguous run: row r of the block's (R, B·OH·OW) column matrix, which the products read in place.
 
     Two ways to fill it, the same numbers: ``_spread_split`` out of thread t's scratch split[t] when the plan
-    gave one (S_w ≤ 2), else ``_spread_read`` (``split`` None). Measured on one core at batch 1000, ms, read
-    → split: the strided first layer's spreads 0.59 → 0.39, LeNet's first 1.26 → 1.00, its second 1.11 →
-    0.75; the strided second layer (runs of 5) 0.58 either way; runs of 3 were slower split (0.16 → 0.20),
-    and were read until the eighth round. Since then every S_w ≤ 2 is split, so that the kernels of both
-    pyramids are compiled without the table path (``Plan.split_scratch``): 1.6 s less to compile a
-    convolution's forward (9.4 → 7.8 s, the means of three interleaved fresh compiles).
+    gave one (S_w ≤ 2), else ``_spread_read`` (``split`` None). Splitting is faster for every run but the
+    shortest, and choosing it for every S_w ≤ 2 keeps the table path out of the pyramids' compiled kernels
+    (``Plan.split_scratch``), which then compile faster.
     """
     if split is None:
         _spread_read(x, n0, n1, block, tables, B, geometry)
@@ -230,10 +189,8 @@ def _spread_block_compiled(x, n0, n1, block, split, t, tables, B, geometry):
 def _spread_read(x, n0, n1, block, tables, B, geometry):
     """``_spread_block`` one number at a time. Each of the C_in·KW·S_h·HH rows of the block is B·OW numbers
     read from x through the table ``reads[kw]`` (``Plan``), which knows where the padding is, so no padded copy
-    of the images is made (copying them into padded planes first took 0.18 of the strided first layer's 2.1 ms
-    on one core at batch 1000). Per row of the block, not of each image: copying row by row (rows of OW = 5
-    numbers, each with its own bounds) took 2.6 µs per image of the strided pyramid's second layer, the table
-    0.6 µs."""
+    of the images is made. Per row of the block, not of each image, so that short rows cost one table lookup
+    each rather than one set of bounds each."""
     _through_reads(block, x, n0, n1, tables, B, geometry, False)
 
 
@@ -327,8 +284,7 @@ def _fold_block(block, grad_x, n0, n1, tables, B, geometry):
 @sum_kernel
 def _block_to_outputs(block, y, n0, n1, B):
     """y[n0 + j, co, oh, ow] = block[co, oh, j, ow]: the products' (C_out, OH·B·OW) result to NCHW images, runs
-    of OW numbers (``vectors.copy_runs``: 0.16 → 0.08 ms for the strided second layer at batch 1000, one core;
-    the first layer's 4.7 MB of output took 0.23 ms either way)."""
+    of OW numbers (``vectors.copy_runs``)."""
     C_out, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
     if VECTOR_CODE:
         size = y.itemsize
@@ -389,8 +345,7 @@ def _zero(block):
 
 # --- whole batches ----------------------------------------------------------------------------------------------
 # Each kernel is a serial worker for one share of the blocks, run on every thread by ``shares.in_shares``
-# (until the ninth round they were ``prange`` loops, and Numba translated each loop's body four times: the
-# forward compiled in 9.0 s against 6.1 now, the means of two interleaved fresh compiles; ``shares.py``).
+# (a ``prange`` loop's body is translated four times by Numba, a worker once: ``shares.py``).
 # Thread t takes the blocks t·NB/T to (t+1)·NB/T, so that its scratch and partial sums need no locking. The
 # workers leave allocation, transposes and sums to their Python callers. Each product has one call site: each
 # is inlined, for ~1 s of LLVM's time. A block of one image needs no reordering: its columns (oh, 0, ow) are
@@ -447,9 +402,7 @@ def _backward_share(args, t, T):
       images' gradient (``_fold_block``).
 
     One kernel for both, so the gradient of each block is reordered once, and a cold start compiles one
-    kernel, not two: 9.8 → 7.7 s of the compile helper's work (``ahead.py``) when both were ``prange`` kernels.
-    Interleaved at batch 64, both gradients 8–17% faster than the two kernels were; the weight gradient alone
-    (a first layer) ~14 µs slower, this call's larger dispatch and allocations."""
+    kernel, not two."""
     (grad_out, kept, partial, filters_t, zeros, grad_x, g_block, spread_grad, tables, window, row_window, geometry,
      B, need_x, need_w) = args
     N, C_out = grad_out.shape[0], grad_out.shape[1]
@@ -474,8 +427,7 @@ _backward = in_shares(_backward_share)
 
 def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
     """The Plan of a convolution, made once per geometry, block size and thread count: building tables with
-    numpy costs tens of µs, three times per training step of each layer (the offset tables of the fourth version
-    took 60 µs, 0.18 ms of LeNet's second layer's 1.26 ms forward+backward). The block size depends on the
+    numpy costs tens of µs, three times per training step of each layer. The block size depends on the
     batch (``images_per_block``), so the forward and backward of one batch share a plan."""
     threads = get_num_threads()
     images = images or images_per_block(out_h * out_w, x_shape[0], threads)

@@ -1,6 +1,6 @@
 """Small matrix products: what the convolution kernels multiply with.
 
-Twin: ``minicnn/reference/matmul.py``. The products read the rows of their second operand from a flat
+Twin: ``tests/fast_twins.py``. The products read the rows of their second operand from a flat
 ``source`` at offsets ``window``: row k of image n's matrix b[n] is ``source[n, window[k]:][:Q]``. For a plain
 (K, Q) matrix that is window[k] = k·Q; the convolution passes overlapping windows into a spread block of
 images (see ``fast/conv.py``). Two products: ``matmul_scatter_add`` (the rows of a @ b[n] stored or added at
@@ -15,9 +15,8 @@ reference count per view.
 
 Why not numpy's ``@`` (OpenBLAS)? Inside minicnn OpenBLAS runs on one thread (``threads.py``), these matrices
 are small or long and thin (6 or 16 rows), and their rows overlap, which BLAS cannot read (its rows must lie
-at least a row's length apart): copying them into a plain matrix for OpenBLAS cost more than its speed won
-(the strided second layer's forward, 1.18 ms with our product then, 1.21 ms through explicit columns and
-``cblas_sgemm``). The linear layer, whose products are plain matrices, does use OpenBLAS, one band of rows per
+at least a row's length apart): copying them into a plain matrix for OpenBLAS cost more than its speed won.
+The linear layer, whose products are plain matrices, does use OpenBLAS, one band of rows per
 thread (``blas.py``).
 """
 import numpy as np
@@ -38,10 +37,9 @@ def matmul_scatter_add(a, source, window, target, target_window, Q, initial, mod
 
     Row i of a @ b[n] is added where ``target_window`` says; rows that overlap add up. The convolution's input
     gradient adds each column row straight into the spread gradient (``initial`` zeros, ADD), without
-    writing the (R, Q) columns first and adding them in a second pass (11.2 → 8.9 µs per image of LeNet's second
-    layer, whose 60 KB of columns did not fit in the core's 48 KB first-level cache); its forward stores
-    bias + W @ cols (``initial`` = the bias). The bias starts the sums: writing bias rows first and adding the
-    product onto them took 0.11 ms more of the strided first layer's 1.4 ms at batch 1000.
+    writing the (R, Q) columns first and adding them in a second pass (columns that may not fit in the
+    first-level cache); its forward stores bias + W @ cols (``initial`` = the bias). The bias starts the sums,
+    so the outputs are written once.
 
     The work is done by ``vectors.py``'s 6-row × 2-vector tiles of sums held in registers (32 float32 columns a
     tile with AVX-512, 16 with AVX2; narrower masked ones at the end of each row). With AVX-512 its 8 × 2
@@ -100,8 +98,7 @@ def matmul_nt_add(a, source, window, out):
 
     Each block keeps its 16 sums in registers while the passes over q read 4 rows of a and 4 of b: 8 loads
     feed 16 multiply-adds. Edge blocks repeat the last row and store only the valid part. Several images per
-    call matter when Q is short: for Conv2d(6, 16, 5, stride=2), Q = 25, and summing over 10 images in one
-    block took its weight gradient at batch 256 from 0.86 to 0.53 ms.
+    call matter when Q is short (Conv2d(6, 16, 5, stride=2): Q = 25).
     """
     B, M, Q = a.shape
     K = window.shape[0]

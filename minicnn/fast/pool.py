@@ -1,6 +1,7 @@
 """2-D max, average and global average pooling, compiled with Numba.
 
-Twins: ``minicnn/reference/pool.py`` (plain loops), ``minicnn/functional/pool.py`` (the differentiable ops).
+Twins: ``minicnn/plain/pool.py`` (the same numbers, plain loops), ``contract.py`` (the engine contract's
+functions, which call these).
 Notation as in the package docstring: x (N, C, H, W) → y (N, C, OH, OW), window K = (KH, KW), stride S,
 padding P, with OH from ``minicnn/shapes.py``. Window (oh, ow) covers input rows ``oh*S_h - P_h ...`` up to
 ``K_h`` rows further, clipped to the input, and likewise for columns.
@@ -27,18 +28,15 @@ Parallel strategy: every kernel splits the N·C planes among threads (``p = n * 
 its input gradient, belong to one iteration only, so no two threads ever write the same cell. Each loop is
 compiled serially too (``by_size``), and inputs below ``PARALLEL_MIN_ELEMENTS`` use that.
 
-Two habits keep these loops fast: no array views inside loops (``top = x[n, c, 2 * oh]`` costs a reference
-count per row; reading ``x[n, c, 2 * oh, j]`` directly took 2 × 2 max pooling of (64, 6, 28, 28) from 145 to
-44 us), and no ``np.zeros`` inside parallel kernels (see ``_zero_plane``; with argmax read as a flat index,
-max pooling's backward went from 198 to 26 us there).
+Two habits keep these loops fast: no array views inside loops (a view costs a reference count), and no
+``np.zeros`` inside parallel kernels (see ``_zero_plane``).
 
 Fast path: the classic 2×2 window with stride 2 and no padding, every window inside the input (floor mode),
-has its own loops with the four cells read explicitly: 0.19 ms instead of 0.70 ms for max pooling on
-(64, 6, 28, 28) when first written, because the general loop's window bounds are recomputed and clipped for
-every output. It visits the cells in the same order and sums the same way, so its results are bitwise those of
-the general path. The general max pooling finds each window's maximum first and then where it is, so that no
-branch depends on the data while the maximum is found (``_max_pool2d_general``: overlapping 3 × 3 windows
-12.7 → 6.2 ms).
+has its own loops with the four cells read explicitly, because the general loop recomputes and clips each
+window's bounds. It visits the cells in the same order and sums the same way, so its results are bitwise those
+of the general path. The general max pooling finds each window's maximum first and then where it is, so that
+no branch depends on the data while the maximum is found (``_max_pool2d_general``). The measurements behind
+each choice: ``docs/performance.md``.
 """
 import numpy as np
 from numba import prange
@@ -97,8 +95,7 @@ def _max_pool2d_general(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
     guessing), then its first cell equal to the maximum (the last NaN when there is one: the running maximum's
     answer, ``v > best or isnan(v)``). The running maximum in one pass branched on every cell, and random data
     mispredicts half of those branches; this way one exit per window is guessed wrong at worst. Planes indexed
-    flat and unsigned. MaxPool2d(3, stride=2, padding=1) forward on (64, 32, 32, 32), two threads,
-    interleaved: 12.7 → 11.3 ms flat and unsigned, → 6.2 ms in two passes (PyTorch about 11.2)."""
+    flat and unsigned."""
     N, C, H, W = x.shape
     y = np.empty((N, C, out_h, out_w), dtype=x.dtype)
     argmax = np.empty((N, C, out_h, out_w), dtype=np.int64)
@@ -292,10 +289,8 @@ def global_avg_pool2d_forward(x):
     """Inputs: x (N, C, H, W). Returns: y (N, C, 1, 1), the mean of each plane.
 
     Each plane is summed in the input's dtype with its additions allowed to reassociate (``sum_by_size``),
-    so LLVM keeps several partial sums in one vector instead of a chain of dependent additions:
-    0.132 ms with one float64 accumulator, 0.039 ms so, on (64, 64, 7, 7). Indexed flat with unsigned
-    offsets (no test for Python's negative indices in the loop, see ``fast/conv.py``): 0.040 → 0.027 ms
-    on the AMD machine, where PyTorch takes 0.043."""
+    so LLVM keeps several partial sums in one vector instead of a chain of dependent additions; indexed flat
+    with unsigned offsets (no test for Python's negative indices in the loop, see ``fast/conv.py``)."""
     N, C, H, W = x.shape
     size = np.uint64(H * W)
     flat = x.ravel()

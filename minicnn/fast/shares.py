@@ -17,15 +17,9 @@ worker is compiled once, the launcher's three extra functions hold a call each. 
 arrays and numbers from outside it, not tuples of arrays: the launcher hands its threads a pointer to the
 tuple, ``_pointer_to``.)
 
-Measured on the 2-core AMD machine, empty caches: the convolution's forward compiled in 9.0 s as a ``prange``
-kernel and in 6.1 s as a worker and its launcher (the means of two interleaved fresh compiles); a cold start
-(``ahead.py``) went from 12.4 to 10.2 s when the convolution's kernels were made workers, and from 11.7 to
-9.3 s with the linear layer's too (three interleaved runs each). The price is a few microseconds a call (the
-tuple, the address's lookup, the second call): the linear layer's products 1.5–4.7 µs slower at batch 64, the
-convolutions 4–11 µs, a training step about 2% (interleaved, ``maxpool`` and ``strided`` at batch 64 and
-256: 0.977–0.999 of the time before). The pooling and ReLU loops stay ``prange`` kernels: they compile in
-about a second, and the same loops compiled serially ran up to 11 times slower (2 × 2 max pooling of (64, 32,
-32, 32) on one thread: 8.3 ms serially, 0.72 ms as a ``prange`` loop). Numba compiles the body of a ``prange``
+The price is a few microseconds a call (the tuple, the address's lookup, the second call); what it buys is a
+cold start seconds shorter (``docs/performance.md``). The pooling and ReLU loops stay ``prange`` kernels: they compile in
+about a second, and the same loops compiled serially ran several times slower. Numba compiles the body of a ``prange``
 loop with its arrays marked ``noalias`` when none of them is another's view (``parfor_lowering.py``), so LLVM
 may keep values in registers across stores and turn the comparisons into selects; a serial kernel cannot ask
 for that (``noalias`` is no option of ``njit``), and there LLVM checked for overlaps at run time and branched

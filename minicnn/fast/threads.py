@@ -3,13 +3,8 @@
 minicnn's work comes in two kinds: Numba loops (``prange``, split among Numba's threads) and matrix products
 (numpy's ``@``, run by OpenBLAS, which has a thread pool of its own). Two pools on the same cores fight: each
 keeps its threads spinning for a while after its work ends, waiting for more, so the other pool's threads find
-the cores busy. Measured on the 2-core machine (numba 0.6x, OpenBLAS 0.3.3x, ``maxpool`` training step, batch 64):
-
-    Numba layer     OpenBLAS threads      step       why
-    workqueue       2                     7.7 ms     a ``prange`` launch costs ~110 us: workqueue parks its
-                                                     threads and wakes them each time
-    omp             2                     27 ms      both pools spin: the products wait for the cores
-    omp             1 in minicnn's ops    6.8 ms     one pool; a ``prange`` launch costs ~2 us
+the cores busy. And Numba's workqueue layer, which parks its threads, makes every ``prange`` launch wake them
+again, some fifty times the OpenMP layer's cost of a launch (``docs/performance.md`` has the figures).
 
 So minicnn chooses the OpenMP layer and runs its own matrix products with OpenBLAS on one thread
 (``single_threaded_blas``; the linear layer's products use both cores all the same, through Numba's pool:

@@ -1,19 +1,15 @@
 """The few inner loops written in LLVM's own vectors: the products' register tiles and the convolution's row copies.
 
-Twins: ``matmul_scatter_add`` in ``minicnn/reference/matmul.py`` (the product the tiles make up) and the plain
+Twins: ``matmul_scatter_add`` in ``tests/fast_twins.py`` (the product the tiles make up) and the plain
 definitions of the spread and the output reorder (``fast/conv.py``'s scalar paths, checked against each
 other in the tests).
 
 Why not Numba loops. Numba turns Python loops into LLVM IR and LLVM vectorises what it can prove safe and
 profitable. Three kinds of loop it did not make fast here:
 
-- **Products that keep their sums in registers.** On the Intel machine these were first written on, a core
-  did 115 GFLOP/s of 256-bit and 220 of 512-bit multiply-adds when nothing else was in the way (a loop of
-  nothing else, measured); OpenBLAS reached 153. Numba's loops reached 86–90: their sums lived in a buffer
-  that every pass loaded and stored, and no way of writing the loop in Python made LLVM keep them in
-  registers (scalar sums, a stack buffer: tried, slower). ``tile`` holds a 6 × 2 block of vectors of sums as
-  LLVM values for the whole of K: 90 → 116 GFLOP/s on the strided second layer's blocks, 55 → 99 on LeNet's
-  first layer (one core). (The project's AMD machine, AVX2 only: OpenBLAS 89 GFLOP/s a core.)
+- **Products that keep their sums in registers.** Numba's loops kept their sums in a buffer that every pass
+  loaded and stored, and no way of writing the loop in Python made LLVM keep them in registers. ``tile`` holds
+  a 6 × 2 block of vectors of sums as LLVM values for the whole of K.
 - **Copies of short runs.** The spread copies runs of OW = 5–28 numbers; a loop that short never reaches
   LLVM's vector body (it wants 32 or more iterations) and runs one number at a time. ``copy_runs`` moves a
   run of up to L numbers with one masked load and one plain store.
@@ -25,12 +21,9 @@ the kernel being compiled. The first call site defines the helper as an internal
 module (``llvmlite.ir``), so it is optimised with the kernel and cached with it on disk; nothing is compiled at
 import. Arrays go in as addresses (``array.ctypes.data``) and ``number``, any number of the arrays' dtype, says
 which dtype they hold. Vectors are as wide as the CPU's (``VECTOR_BYTES``): L = 16 float32 (8 float64) with
-AVX-512, 8 (4) with AVX2. Written 512 bits wide for an AVX2 CPU, LLVM split each vector in two and the tiles'
-sums no longer fit its 16 registers: on the AMD EPYC machine the convolutions ran 1.5–2x slower than with
-vectors of its own width (``benchmarks/bench_ops.py``, forward at batch 64: Conv2d(6, 16, 5) 0.80 → 0.37–0.41
-ms).
-Sums are taken in the same order whatever the width, so results do not depend on it. Under
-``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the callers use their plain versions instead.
+AVX-512, 8 (4) with AVX2: written wider than the CPU's, LLVM splits each vector in two and the tiles' sums no
+longer fit its registers. Sums are taken in the same order whatever the width, so results do not depend on it.
+Under ``NUMBA_DISABLE_JIT=1`` no Python can run this code, and the fast engine does not load.
 """
 import os
 
@@ -266,9 +259,8 @@ def define_copy_runs(code):
     and after fill; only the runs within L numbers of the end store masked. So **the caller passes runs that follow
     one another in dst in the order they are copied** (dst_inner = length, dst_outer = inner · length), or
     leaves gaps between them that it writes afterwards.
-    Why: a masked store is microcoded on AMD's Zen 2 and 3 (this project's machine), about 12 cycles, against
-    one for a plain store; runs of 5 numbers cost 4.7 ns each masked and 1.1 ns so (masked loads are cheap
-    everywhere)."""
+    Why: a masked store is microcoded on some CPUs (AMD's Zen 2 and 3), several times the cost of a plain store;
+    masked loads are cheap everywhere."""
     function, b = code.define("copy_runs", [code.ptr, I64, I64, code.ptr, I64, I64, I64, I64, I64])
     if b is None:
         return function
