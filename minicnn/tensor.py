@@ -240,6 +240,8 @@ def as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-# Imported last: they build on Tensor, which is defined by now.
+# Imported last: they build on Tensor, which is defined by now. The cycle (functional makes Tensors, Tensor's
+# operators call functional) is kept on purpose: it lets ``a + b`` and ``F.add(a, b)`` be one op with its maths
+# in one place, and the alternative (operators patched onto Tensor from functional) would hide where ``+`` lives.
 from . import autograd  # noqa: E402
 from . import functional as F  # noqa: E402
