@@ -29,7 +29,9 @@ The path from a layer to its arithmetic: ``nn/layers.py`` → ``functional/<op>.
 """
 from . import autograd, engine, functional, nn, optim, random, testing
 from .autograd import enable_grad, is_grad_enabled, no_grad
+from .creation import arange, from_numpy, ones, rand, randn, tensor, zeros
 from .engine import engine_name, use_engine
+from .functional import cat, stack
 from .random import manual_seed
 from .serialization import load, save
 from .summary import summary          # mc.summary(model, (1, 28, 28)): the per-layer table
@@ -38,4 +40,5 @@ from .tensor import Tensor, as_tensor
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load", "summary",
-           "use_engine", "engine_name", "nn", "optim", "functional", "autograd", "engine", "random", "testing"]
+           "use_engine", "engine_name", "tensor", "zeros", "ones", "rand", "randn", "arange", "from_numpy", "cat", "stack",
+           "nn", "optim", "functional", "autograd", "engine", "random", "testing"]

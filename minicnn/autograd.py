@@ -158,7 +158,8 @@ class Function:
             out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
             _account(cls.__name__, 1, time.perf_counter() - started)
         if record:
-            out._node = _Node(cls, ctx, tuple(a if isinstance(a, Tensor) else None for a in args))
+            inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            out._node = _Node(cls, ctx, inputs, tuple(None if a is None else a._version for a in inputs))
         return out
 
 
@@ -175,12 +176,13 @@ def _tell_engine(hook, op, dtype):
 
 
 class _Node:
-    """An edge of the graph: which Function made a tensor, its context, and its inputs."""
+    """An edge of the graph: which Function made a tensor, its context, its inputs, and their versions then
+    (each in-place change of a tensor counts one), so that a backward can refuse inputs changed since."""
 
-    __slots__ = ("function", "ctx", "inputs")
+    __slots__ = ("function", "ctx", "inputs", "versions")
 
-    def __init__(self, function, ctx, inputs):
-        self.function, self.ctx, self.inputs = function, ctx, inputs
+    def __init__(self, function, ctx, inputs, versions):
+        self.function, self.ctx, self.inputs, self.versions = function, ctx, inputs, versions
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple, op: str) -> np.ndarray:
@@ -247,6 +249,11 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                                "time; its saved arrays were freed. Pass retain_graph=True to the first "
                                "backward() if you need to call it twice.")
         name = node.function.__name__
+        for parent, version in zip(node.inputs, node.versions):
+            if parent is not None and parent._version != version:
+                raise RuntimeError(f"{name}.backward: one of its inputs (shape {parent.shape}) was changed in place "
+                                   "after the forward pass; its gradient would be wrong. Change it after "
+                                   "backward(), or work on a copy (.clone()).")
         _tell_engine(engine.ready, name, g.dtype)
         started = time.perf_counter()
         input_grads = node.function.backward(node.ctx, g)

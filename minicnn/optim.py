@@ -38,10 +38,10 @@ class Optimizer:
         self.state: dict[int, dict] = {}        # index of the parameter → its buffers
         self.step_count = 0
 
-    def zero_grad(self) -> None:
-        """Forget every gradient (``.grad = None``), PyTorch's default ``set_to_none=True``."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every gradient: ``.grad = None`` (PyTorch's default), or zeros with ``set_to_none=False``."""
         for p in self.params:
-            p.grad = None
+            p.zero_grad(set_to_none)
 
     def step(self) -> None:
         raise NotImplementedError

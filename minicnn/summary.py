@@ -40,7 +40,7 @@ def layer_table(model: nn.Sequential, input_shape) -> list[dict]:
             in_shape = x.shape[1:]
             x = layer(x)
             out_shape = x.shape[1:]
-            params = sum(p.size for p in layer.parameters())
+            params = sum(p.numel() for p in layer.parameters())
             macs = 0
             if isinstance(layer, (nn.Conv2d, nn.Conv2dReLU)):
                 kh, kw = layer.kernel_size

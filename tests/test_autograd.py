@@ -105,7 +105,7 @@ def test_dtypes():
 
 def test_tensor_basics():
     t = mc.Tensor(np.arange(6).reshape(2, 3))
-    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.shape == (2, 3) and t.ndim == 2 and t.numel() == 6 and len(t) == 2 and t.size() == (2, 3) and t.size(1) == 3
     assert isinstance(t.numpy(), np.ndarray)
     assert mc.Tensor([[4.0]]).item() == 4.0
     with pytest.raises(ValueError, match="one-element"):

@@ -43,7 +43,7 @@ def assert_fused_equals_unfused(unfused, fused, arrays):
     for op in (unfused, fused):
         tensors = [mc.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
         y = op(*tensors)
-        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        y.backward(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape))
         results.append([y.numpy()] + [t.grad for t in tensors])
     assert np.mean(results[0][0] == 0) > 0.2                                 # the ReLU did cut
     for name, a, b in zip(["y", "dx", "dw", "db"], *results):

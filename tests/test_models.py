@@ -14,7 +14,7 @@ PARAMS = {"maxpool": 61_706, "avgpool": 61_706, "strided": 61_706, "blurpool": 6
 @pytest.mark.parametrize("name", list(models.MODELS))
 def test_parameter_count_and_output_shape(name):
     model = models.build(name)
-    assert sum(p.size for p in model.parameters()) == PARAMS[name]
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
     with mc.no_grad():
         assert model(mc.Tensor(np.zeros((3, 1, 28, 28)))).shape == (3, 10)
 

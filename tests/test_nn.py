@@ -44,7 +44,7 @@ def test_parameter_names_order_and_counts():
     assert names == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias", "10.weight", "10.bias"]
     assert model[0].weight.shape == (6, 1, 5, 5) and model[0].bias.shape == (6,)
     assert model[10].weight.shape == (10, 32)
-    assert sum(p.size for p in model.parameters()) == 156 + 2416 + 4640 + 330
+    assert sum(p.numel() for p in model.parameters()) == 156 + 2416 + 4640 + 330
     assert len(list(model.children())) == 11
 
 
@@ -128,7 +128,7 @@ def test_fuse_is_a_visible_step_with_the_same_numbers_and_keys(rng, engine):
     for net in (fused, model):
         net.zero_grad()
         y = net(mc.Tensor(x))
-        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        y.backward(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape))
         results.append([y.numpy()] + [p.grad.copy() for p in net.parameters()])
     for got, expected in zip(*results):
         np.testing.assert_array_equal(got, expected)

@@ -14,7 +14,7 @@ from .. import engine
 from ..random import generator
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "dropout"]
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "clamp", "cast", "relu", "dropout"]
 
 
 class Add(Function):
@@ -161,6 +161,81 @@ class Log(Function):
 
 def log(x) -> Tensor:
     return Log.apply(as_tensor(x))
+
+
+def sqrt(x) -> Tensor:
+    """√x, as ``x ** 0.5`` (dy/dx = 1 / (2√x))."""
+    return pow(x, 0.5)
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x) (0 at 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * np.sign(x)
+
+
+def abs(x) -> Tensor:  # noqa: A001  (the name PyTorch uses)
+    return Abs.apply(as_tensor(x))
+
+
+class Clamp(Function):
+    """y = min(max(x, low), high);  dy/dx = 1 where low ≤ x ≤ high, else 0 (PyTorch's rule at the bounds)."""
+
+    @staticmethod
+    def forward(ctx, x, *, low, high):
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return np.clip(x, low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        inside = np.ones(x.shape, dtype=bool)
+        if ctx.low is not None:
+            inside &= x >= ctx.low
+        if ctx.high is not None:
+            inside &= x <= ctx.high
+        return grad * inside
+
+
+def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's argument names)
+    """Each element limited to [min, max] (either bound may be None, not both)."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and (not isinstance(bound, numbers.Real) or isinstance(bound, bool)):
+            raise TypeError(f"clamp: {name} must be a number or None, got {bound!r}")
+    x = as_tensor(x)
+    return Clamp.apply(x, low=None if min is None else x.dtype.type(min), high=None if max is None else x.dtype.type(max))
+
+
+class Cast(Function):
+    """y = x in another float dtype (or a copy in the same one: ``clone``);  dx = dy in x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, *, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype, copy=False)
+
+
+def cast(x, dtype) -> Tensor:
+    """``x`` converted to ``dtype`` (float32 or float64), differentiably; a copy even in the same dtype."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"cast: dtype must be float32 or float64, got {dtype}")
+    return Cast.apply(as_tensor(x), dtype=dtype)
 
 
 class ReLU(Function):

@@ -1,18 +1,36 @@
-"""Losses: ``log_softmax``, ``nll_loss``, ``cross_entropy`` (the two composed), ``mse_loss``.
+"""Losses: ``log_softmax``, ``softmax``, ``nll_loss``, ``cross_entropy``, ``mse_loss``, with PyTorch's arguments.
 
-    log_softmax(x)_i = x_i − log Σ_j exp(x_j) = (x_i − m) − log Σ_j exp(x_j − m),   m = max_j x_j
-    nll_loss(logp, t) = −(1/N) Σ_n logp[n, t_n]
-    cross_entropy(x, t) = nll_loss(log_softmax(x, axis=1), t)
+    log_softmax(x)_c = x_c − log Σ_j exp(x_j) = (x_c − m) − log Σ_j exp(x_j − m),   m = max_j x_j
+    nll_loss(logp, t) = Σ_n w[t_n] · (−logp[n, t_n]) / Σ_n w[t_n]        (reduction='mean'; ignored n left out)
+    cross_entropy(x, t) = nll_loss(log_softmax(x, dim=1), t)
 
 Subtracting the maximum m first (the log-sum-exp trick) keeps exp from overflowing: logits of 1000 give
 exp(0) = 1 instead of inf, and the result is the same.
+
+The class axis is 1, as in PyTorch: input (N, C) or (N, C, d1, d2, ...) (a score per class for every pixel,
+say), target (N,) or (N, d1, d2, ...) class indices. ``cross_entropy`` also takes class probabilities as the
+target (the input's shape, floats), and both take an unbatched (C,) input with a scalar target.
+
+Options, as PyTorch defines them:
+
+- ``weight`` (C,): each class's weight; with ``reduction='mean'`` the sum is divided by the weights of the
+  targets, not by the count.
+- ``ignore_index``: targets equal to it add nothing and count in no denominator.
+- ``reduction``: ``'mean'``, ``'sum'`` or ``'none'`` (the loss of each element, shape (N, d1, ...)).
+- ``label_smoothing`` ε: the target becomes (1 − ε)·onehot + ε/C, i.e. the loss is
+  (1 − ε)·nll + ε/C · Σ_c w_c·(−logp_c), the second term reduced like the first.
 """
+import numbers
+
 import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from .reduction import sum as _sum
 
-__all__ = ["log_softmax", "nll_loss", "cross_entropy", "mse_loss"]
+__all__ = ["log_softmax", "softmax", "nll_loss", "cross_entropy", "mse_loss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
 
 
 class LogSoftmax(Function):
@@ -32,75 +50,196 @@ class LogSoftmax(Function):
         return grad - np.exp(y) * np.sum(grad, axis=ctx.axis, keepdims=True)
 
 
-def log_softmax(x, axis: int = -1) -> Tensor:
-    """The logarithm of the softmax along ``axis``, computed stably (see module docstring)."""
-    x = as_tensor(x)
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"log_softmax: axis {axis} is out of range for a {x.ndim}-D tensor")
-    return LogSoftmax.apply(x, axis=axis)
+def _dim(dim, axis, ndim, op):
+    """The axis an op works along: ``dim`` (PyTorch's name) or ``axis`` (an alias), checked against ``ndim``."""
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"{op}: got both dim={dim} and axis={axis}; give one")
+    dim = axis if dim is None else dim
+    if dim is None:
+        if ndim in (0, 1, 3):               # PyTorch's implicit choice, deprecated there: say it instead
+            dim = 0
+        else:
+            raise TypeError(f"{op}: dim is required for a {ndim}-D input (PyTorch's implicit choice is deprecated)")
+    if not isinstance(dim, numbers.Integral) or not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{op}: dim {dim!r} is out of range for a {ndim}-D tensor")
+    return int(dim)
 
 
-def _class_labels(target, logits_shape, op) -> np.ndarray:
-    """``target`` as an int64 array of N class indices in [0, C); a clear error for anything else."""
+def log_softmax(input, dim=None, *, axis=None, dtype=None) -> Tensor:
+    """The logarithm of the softmax along ``dim``, computed stably (see module docstring)."""
+    x = as_tensor(input)
+    if dtype is not None:
+        x = x.to(dtype)
+    return LogSoftmax.apply(x, axis=_dim(dim, axis, x.ndim, "log_softmax"))
+
+
+def softmax(input, dim=None, *, axis=None, dtype=None) -> Tensor:
+    """exp(x_c) / Σ_j exp(x_j) along ``dim``: ``exp(log_softmax(x, dim))``, stable for large logits."""
+    return log_softmax(input, dim, axis=axis, dtype=dtype).exp()
+
+
+def _reduction(reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
+    return reduction
+
+
+def _legacy(op, **arguments):
+    """PyTorch's deprecated ``size_average``/``reduce``: accepted as None (their default) only."""
+    for name, value in arguments.items():
+        if value is not None:
+            raise NotImplementedError(f"{op}: {name} is deprecated in PyTorch and not supported here; "
+                                      "use reduction='mean', 'sum' or 'none'")
+
+
+def _class_labels(target, input_shape, op) -> np.ndarray:
+    """``target`` as an int64 array of class indices of the input's shape without its class axis."""
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind == "f" and np.all(np.mod(t, 1) == 0):
         t = t.astype(np.int64)            # a Tensor holds floats; whole numbers are labels all the same
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
-    N, C = logits_shape
-    if t.shape != (N,):
-        raise ValueError(f"{op}: expected target of shape ({N},) (one label per row of input), got {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= C):
-        bad = t[(t < 0) | (t >= C)][0]
-        raise ValueError(f"{op}: target labels must be in [0, {C - 1}] for {C} classes, got {bad}")
+    expected = input_shape[:1] + input_shape[2:] if len(input_shape) > 1 else ()
+    if t.shape != expected:
+        raise ValueError(f"{op}: expected target of shape {expected} (one label per input row"
+                         f"{' and position' if len(input_shape) > 2 else ''}), got {t.shape}")
     return t.astype(np.int64, copy=False)
 
 
+def _check_weight(weight, C, op):
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight, dtype=np.float64)
+    if w.shape != (C,):
+        raise ValueError(f"{op}: weight must have one entry per class, shape ({C},), got {w.shape}")
+    return w
+
+
 class NLLLoss(Function):
-    """L = −(1/N) Σ_n logp[n, t_n];  dL/dlogp[n, c] = −1/N where c = t_n, else 0."""
+    """Per element m (rows and positions flattened, class axis last): loss_m = −w[t_m] · logp[m, t_m], or 0
+    where t_m is ignored. Reduced by ``reduction``: 'mean' divides by Σ w[t_m] over the kept elements."""
 
     @staticmethod
-    def forward(ctx, logp, *, target):
-        N = logp.shape[0]
-        ctx.target, ctx.shape, ctx.dtype = target, logp.shape, logp.dtype
-        return np.asarray(-logp[np.arange(N), target].mean(), dtype=logp.dtype)
+    def forward(ctx, logp, *, target, weight, ignore_index, reduction, op="nll_loss"):
+        C = logp.shape[1]
+        flat = np.moveaxis(logp, 1, -1).reshape(-1, C)              # (M, C)
+        t = target.reshape(-1)
+        kept = t != ignore_index
+        if np.any((t[kept] < 0) | (t[kept] >= C)):
+            bad = t[kept & ((t < 0) | (t >= C))][0]
+            raise ValueError(f"{op}: target labels must be in [0, {C - 1}] for {C} classes, got {bad} "
+                             f"(ignore_index={ignore_index} marks a target to leave out)")
+        safe = np.where(kept, t, 0)
+        w = (np.ones(C, logp.dtype) if weight is None else weight.astype(logp.dtype))[safe] * kept
+        per = -w * flat[np.arange(len(t)), safe]
+        ctx.saved_w, ctx.safe, ctx.shape, ctx.reduction = w, safe, logp.shape, reduction
+        if reduction == "none":
+            return per.reshape(target.shape)
+        total = per.sum()
+        if reduction == "sum":
+            return np.asarray(total, dtype=logp.dtype)
+        ctx.denominator = w.sum()
+        return np.asarray(total / ctx.denominator, dtype=logp.dtype)   # 0/0 = nan when every target is ignored
 
     @staticmethod
     def backward(ctx, grad):
-        N = ctx.shape[0]
-        grad_logp = np.zeros(ctx.shape, dtype=ctx.dtype)
-        grad_logp[np.arange(N), ctx.target] = -grad / N
-        return grad_logp
+        w, safe = ctx.saved_w, ctx.safe
+        g = grad.reshape(-1) if ctx.reduction == "none" else grad / (ctx.denominator if ctx.reduction == "mean" else 1)
+        N, C = ctx.shape[0], ctx.shape[1]
+        flat = np.zeros((len(safe), C), dtype=w.dtype)
+        flat[np.arange(len(safe)), safe] = -w * g
+        moved = flat.reshape((N,) + tuple(ctx.shape[2:]) + (C,))
+        return np.moveaxis(moved, -1, 1)
 
 
-def nll_loss(log_probs, target) -> Tensor:
-    """Mean negative log-likelihood of the target classes. log_probs (N, C), target (N,) ints in [0, C)."""
-    log_probs = as_tensor(log_probs)
-    if log_probs.ndim != 2:
-        raise ValueError(f"nll_loss: expected input of shape (N, C) (2-D), got shape {log_probs.shape}")
-    return NLLLoss.apply(log_probs, target=_class_labels(target, log_probs.shape, "nll_loss"))
+def _batched(input, target, op):
+    """An unbatched (C,) input and scalar target as a batch of one; returns (input, target, was_unbatched)."""
+    if input.ndim == 1:
+        t = target.data if isinstance(target, Tensor) else np.asarray(target)
+        return input.reshape(1, input.shape[0]), (t.reshape(1) if t.ndim == 0 else t.reshape(1, -1)), True
+    if input.ndim == 0:
+        raise ValueError(f"{op}: expected input of shape (N, C), (N, C, d1, ...) or (C,), got a 0-d tensor")
+    return input, target, False
 
 
-def cross_entropy(logits, target) -> Tensor:
-    """Mean cross-entropy between the softmax of ``logits`` and integer class labels.
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """The negative log-likelihood of the target classes (``torch.nn.functional.nll_loss``).
 
-    Args: logits (N, C), unnormalised scores; target (N,) ints in [0, C) (an array, a list or a Tensor).
-    Returns: a one-element Tensor, the mean over the batch.
+    Args: input (N, C) or (N, C, d1, ...) log-probabilities; target (N,) or (N, d1, ...) class indices in
+    [0, C) (or ``ignore_index``); weight, ignore_index, reduction as in the module docstring.
+    """
+    _legacy("nll_loss", size_average=size_average, reduce=reduce)
+    reduction = _reduction(reduction, "nll_loss")
+    x, target, unbatched = _batched(as_tensor(input), target, "nll_loss")
+    labels = _class_labels(target, x.shape, "nll_loss")
+    out = NLLLoss.apply(x, target=labels, weight=_check_weight(weight, x.shape[1], "nll_loss"),
+                        ignore_index=int(ignore_index), reduction=reduction)
+    return out.reshape(()) if unbatched and reduction == "none" else out
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between the softmax of ``input`` and ``target`` (``torch.nn.functional.cross_entropy``).
+
+    Args:
+        input: (N, C) or (N, C, d1, ...) unnormalised scores, or (C,) for one sample.
+        target: class indices (N,) or (N, d1, ...) (an array, a list or a Tensor), or class probabilities of
+            the input's shape (floats).
+        weight, ignore_index, reduction, label_smoothing: see the module docstring.
+    Returns: a one-element Tensor (``'mean'``, ``'sum'``), or the loss of each element (``'none'``).
 
     >>> import minicnn as mc, minicnn.functional as F
     >>> round(F.cross_entropy(mc.Tensor([[0.0, 0.0]]), [1]).item(), 4)   # log 2
     0.6931
     """
-    logits = as_tensor(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected input of shape (N, C) (2-D), got shape {logits.shape}")
-    target = _class_labels(target, logits.shape, "cross_entropy")
-    return nll_loss(log_softmax(logits, axis=1), target)
+    _legacy("cross_entropy", size_average=size_average, reduce=reduce)
+    reduction = _reduction(reduction, "cross_entropy")
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    x = as_tensor(input)
+    probabilities = isinstance(target, Tensor) and target.shape == x.shape or (
+        not isinstance(target, Tensor) and np.asarray(target).dtype.kind == "f" and np.shape(target) == x.shape
+        and x.ndim > 0)
+    if probabilities and not isinstance(target, Tensor):
+        target = Tensor(target, dtype=x.dtype)
+    x, target, unbatched = _batched(x, target, "cross_entropy")
+    C = x.shape[1]
+    w = _check_weight(weight, C, "cross_entropy")
+    logp = log_softmax(x, 1)
+    # the class weights, shaped to multiply logp (1, C, 1, ...)
+    w_b = None if w is None else Tensor._wrap(w.astype(x.dtype).reshape((1, C) + (1,) * (x.ndim - 2)))
+
+    if probabilities:
+        p = target.reshape(x.shape)
+        if label_smoothing:
+            p = p * (1 - label_smoothing) + label_smoothing / C
+        per = -_sum(logp * p * (w_b if w_b is not None else 1.0), axis=1)          # (N, d1, ...)
+        out = per if reduction == "none" else per.sum() if reduction == "sum" else per.sum() / per.numel()
+        return out.reshape(()) if unbatched and reduction == "none" else out
+
+    labels = _class_labels(target, x.shape, "cross_entropy")
+    nll = NLLLoss.apply(logp, target=labels, weight=w, ignore_index=int(ignore_index), reduction=reduction,
+                        op="cross_entropy")
+    if label_smoothing:
+        kept = (labels != ignore_index).astype(x.dtype)
+        smooth = -_sum(logp * w_b if w_b is not None else logp, axis=1) * Tensor._wrap(kept)   # (N, d1, ...)
+        if reduction == "sum":
+            smooth = smooth.sum()
+        elif reduction == "mean":
+            safe = np.where(labels != ignore_index, labels, 0)
+            denominator = kept.sum() if w is None else (w[safe] * kept).sum()
+            smooth = smooth.sum() / float(denominator)
+        nll = nll * (1 - label_smoothing) + smooth * (label_smoothing / C)
+    return nll.reshape(()) if unbatched and reduction == "none" else nll
 
 
-def mse_loss(input, target) -> Tensor:  # noqa: A002  (PyTorch's argument name)
-    """Mean squared error ``mean((input − target)²)``; target is a Tensor or an array of the same shape."""
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Squared error ``(input − target)²``, averaged (``'mean'``), summed (``'sum'``) or not (``'none'``)."""
+    _legacy("mse_loss", size_average=size_average, reduce=reduce)
+    reduction = _reduction(reduction, "mse_loss")
     input, target = as_tensor(input), as_tensor(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input and target must have the same shape, got {input.shape} and {target.shape}")
-    return ((input - target) ** 2).mean()
+    squared = (input - target) ** 2
+    return squared if reduction == "none" else squared.sum() if reduction == "sum" else squared.mean()

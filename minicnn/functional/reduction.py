@@ -1,14 +1,36 @@
-"""Reductions: sum, mean, max over some axes. One ``Function`` per op, its wrapper right below.
+"""Reductions: sum, mean, max, min over some axes (``dim``, PyTorch's name; ``axis`` is an alias), and argmax,
+argmin. One ``Function`` per op, its wrapper right below.
 
 Backward of a reduction spreads the gradient of each result back over the elements it was computed from:
 the gradient of the reduced shape is first given its axes back (size 1) and then broadcast.
+
+As in PyTorch, ``max(x)`` over every element returns the maximum (its gradient split among ties), while
+``max(x, dim)`` returns ``(values, indices)``, the gradient going to each index (the first maximum). With
+NumPy's ``axis=`` instead, ``max`` returns the values over those axes, as ``np.max`` does.
 """
+import builtins
+from collections import namedtuple
+
 import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["sum", "mean", "max"]
+__all__ = ["sum", "mean", "max", "min", "argmax", "argmin"]
+
+#: What ``max(x, dim)`` and ``min(x, dim)`` return, as ``torch.return_types.max``: a pair with names.
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _axes_and_keep(op, dim, keepdim, axis, keepdims):
+    """``dim``/``keepdim`` (PyTorch's names) or ``axis``/``keepdims`` (NumPy's), whichever was given."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got both dim and axis; give one")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, bool(keepdim)
 
 
 def _normalise_axis(axis, ndim, op):
@@ -42,9 +64,11 @@ class Sum(Function):
         return np.broadcast_to(_expand(grad, ctx.axes, ctx.keepdims), ctx.shape)
 
 
-def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    x = as_tensor(x)
-    return Sum.apply(x, axes=_normalise_axis(axis, x.ndim, "sum"), keepdims=keepdims)
+def sum(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
+    """Σ over ``dim`` (an int, a tuple, or None for every axis)."""
+    x = as_tensor(input)
+    dim, keepdim = _axes_and_keep("sum", dim, keepdim, axis, keepdims)
+    return Sum.apply(x, axes=_normalise_axis(dim, x.ndim, "sum"), keepdims=keepdim)
 
 
 class Mean(Function):
@@ -62,9 +86,11 @@ class Mean(Function):
         return np.broadcast_to(share, ctx.shape)
 
 
-def mean(x, axis=None, keepdims: bool = False) -> Tensor:
-    x = as_tensor(x)
-    return Mean.apply(x, axes=_normalise_axis(axis, x.ndim, "mean"), keepdims=keepdims)
+def mean(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The mean over ``dim`` (an int, a tuple, or None for every axis)."""
+    x = as_tensor(input)
+    dim, keepdim = _axes_and_keep("mean", dim, keepdim, axis, keepdims)
+    return Mean.apply(x, axes=_normalise_axis(dim, x.ndim, "mean"), keepdims=keepdim)
 
 
 class Max(Function):
@@ -86,8 +112,73 @@ class Max(Function):
         return np.where(winners, share, 0).astype(x.dtype)
 
 
-def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+class Pick(Function):
+    """y = x at ``indices`` along axis ``axis`` (the values of max/min along a dim); dx = dy at those indices."""
+
+    @staticmethod
+    def forward(ctx, x, *, indices, axis, keepdims):
+        ctx.shape, ctx.indices, ctx.axis = x.shape, indices, axis
+        y = np.take_along_axis(x, indices, axis=axis)
+        return y if keepdims else np.squeeze(y, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_x = np.zeros(ctx.shape, dtype=grad.dtype)
+        g = grad if grad.ndim == len(ctx.shape) else np.expand_dims(grad, ctx.axis)
+        np.put_along_axis(grad_x, ctx.indices, g, axis=ctx.axis)
+        return grad_x
+
+
+def _extreme(op, find, x, dim, keepdim, axis, keepdims):
     x = as_tensor(x)
-    if x.size == 0:
-        raise ValueError("max: cannot reduce an empty tensor")
-    return Max.apply(x, axes=_normalise_axis(axis, x.ndim, "max"), keepdims=keepdims)
+    if x.numel() == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor")
+    numpy_style = axis is not None                  # NumPy's axis=: the values over those axes, as np.max
+    dim, keepdim = _axes_and_keep(op, dim, keepdim, axis, keepdims)
+    if dim is None or numpy_style:
+        axes = _normalise_axis(dim, x.ndim, op)
+        return Max.apply(x, axes=axes, keepdims=keepdim) if op == "max" else -Max.apply(-x, axes=axes,
+                                                                                        keepdims=keepdim)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int (one axis) when given, got {dim!r}")
+    (a,) = _normalise_axis(dim, builtins.max(x.ndim, 1), op)
+    data = x.data if x.ndim else x.data.reshape(1)
+    indices = np.expand_dims(find(data, axis=a), a)
+    values = Pick.apply(x if x.ndim else x.reshape(1), indices=indices, axis=a, keepdims=keepdim or not x.ndim)
+    if not x.ndim:
+        values = values.reshape(())
+    return MinMax(values, Tensor._wrap(indices if keepdim and x.ndim else np.squeeze(indices, axis=a)))
+
+
+def _first_nan_or(find):
+    """np.argmax/argmin, except that a NaN wins (PyTorch's max and min propagate NaN)."""
+    def pick(data, axis):
+        nan = np.isnan(data)
+        return np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), find(data, axis=axis))
+    return pick
+
+
+def max(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):  # noqa: A001
+    """The largest element (``dim`` None: a Tensor), or ``(values, indices)`` along ``dim``, as PyTorch."""
+    return _extreme("max", _first_nan_or(np.argmax), input, dim, keepdim, axis, keepdims)
+
+
+def min(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):  # noqa: A001
+    """The smallest element (``dim`` None: a Tensor), or ``(values, indices)`` along ``dim``, as PyTorch."""
+    return _extreme("min", _first_nan_or(np.argmin), input, dim, keepdim, axis, keepdims)
+
+
+def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the largest element (of the flattened tensor when ``dim`` is None), int64, no gradient."""
+    x = as_tensor(input)
+    if dim is None:
+        return Tensor._wrap(np.asarray(_first_nan_or(np.argmax)(x.data.reshape(-1), axis=0), dtype=np.int64))
+    return max(x, dim, keepdim).indices
+
+
+def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the smallest element (of the flattened tensor when ``dim`` is None), int64, no gradient."""
+    x = as_tensor(input)
+    if dim is None:
+        return Tensor._wrap(np.asarray(_first_nan_or(np.argmin)(x.data.reshape(-1), axis=0), dtype=np.int64))
+    return min(x, dim, keepdim).indices

@@ -5,7 +5,7 @@ import numpy as np
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["reshape", "permute", "flatten", "getitem"]
+__all__ = ["reshape", "permute", "flatten", "getitem", "unsqueeze", "squeeze", "cat", "stack"]
 
 
 class Reshape(Function):
@@ -26,7 +26,7 @@ def reshape(x, shape) -> Tensor:
     try:
         target = x.data.reshape(shape).shape              # resolves a -1; a view, nothing is copied
     except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.numel()} elements) "
                          f"into shape {tuple(shape)}") from None
     return Reshape.apply(x, shape=target)
 
@@ -82,8 +82,78 @@ class GetItem(Function):
 
 def getitem(x, index) -> Tensor:
     x = as_tensor(x)
-    if isinstance(index, Tensor):
-        index = index.data.astype(np.int64)
-    elif isinstance(index, tuple):
-        index = tuple(i.data.astype(np.int64) if isinstance(i, Tensor) else i for i in index)
+    index = tuple(map(_index_array, index)) if isinstance(index, tuple) else _index_array(index)
     return GetItem.apply(x, index=index)
+
+
+def _index_array(index):
+    """A Tensor used as an index: its boolean mask as it is (``t[t > 2]``), anything else as int64 positions."""
+    if not isinstance(index, Tensor):
+        return index
+    return index.data if index.dtype == np.bool_ else index.data.astype(np.int64)
+
+
+def unsqueeze(x, dim: int) -> Tensor:
+    """A new axis of size 1 at ``dim`` (from −ndim − 1 to ndim), as PyTorch."""
+    x = as_tensor(x)
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a {x.ndim}-D tensor")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def squeeze(x, dim=None) -> Tensor:
+    """Drop axes of size 1: all of them, or those of ``dim`` (an int or tuple; an axis not of size 1 stays)."""
+    x = as_tensor(x)
+    if dim is None:
+        dims = {a for a, n in enumerate(x.shape) if n == 1}
+    else:
+        dims = set()
+        for d in (dim if isinstance(dim, (tuple, list)) else (dim,)):
+            if not -max(x.ndim, 1) <= d < max(x.ndim, 1):
+                raise ValueError(f"squeeze: dim {d} is out of range for a {x.ndim}-D tensor")
+            if x.ndim and x.shape[d % x.ndim] == 1:
+                dims.add(d % x.ndim)
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in dims))
+
+
+class Cat(Function):
+    """y = the inputs joined along ``axis``;  each input's gradient is its slice of dy."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis, ctx.sizes = axis, [x.shape[axis] for x in xs]
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=ctx.axis))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors of one shape but along ``dim`` (``torch.cat``)."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    ndim = tensors[0].ndim
+    if ndim == 0 or not -ndim <= dim < ndim:
+        raise ValueError(f"cat: dim {dim} is out of range for {ndim}-D tensors")
+    axis = dim % ndim
+    for k, t in enumerate(tensors):
+        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ValueError(f"cat: tensor {k} has shape {t.shape}, which differs from tensor 0's {tensors[0].shape} "
+                             f"outside dim {dim}")
+        if t.dtype != tensors[0].dtype:
+            raise TypeError(f"cat: tensor {k} is {t.dtype}, tensor 0 is {tensors[0].dtype}")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Tensors of one shape stacked along a new axis ``dim`` (``torch.stack``)."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    for k, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {k} has shape {t.shape}, tensor 0 has {tensors[0].shape}")
+    return cat([unsqueeze(t, dim) for t in tensors], dim)

@@ -43,14 +43,17 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning {name!r}")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
+        if isinstance(value, Parameter):                 # replacing one keeps its place (``w += 1`` assigns w)
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
-        elif value is None and name in ("weight", "bias"):
-            self._parameters[name] = None          # a layer built with bias=False still answers .bias
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
+            if value is None and name in ("weight", "bias"):
+                self._parameters[name] = None      # a layer built with bias=False still answers .bias
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -103,10 +106,11 @@ class Module:
         """Evaluation mode (dropout off). Returns self."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (``.grad = None``); backward adds into .grad otherwise."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (``.grad = None``, or zeros with ``set_to_none=False``); backward
+        adds into ``.grad`` otherwise."""
         for p in self.parameters():
-            p.grad = None
+            p.zero_grad(set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         """Freeze (False) or unfreeze every parameter. A frozen parameter gets no gradient computed at all."""
