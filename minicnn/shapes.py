@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["pair", "output_size", "conv2d_args", "check_groups", "conv2d_geometry", "pool2d_args", "pool2d_geometry",
+__all__ = ["pair", "output_size", "conv2d_args", "same_padding", "check_groups", "conv2d_geometry", "pool2d_args", "pool2d_geometry",
            "check_input_ndim", "check_same_dtype"]
 
 
@@ -61,10 +61,15 @@ def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bo
 
 
 def check_input_ndim(shape: tuple, op: str) -> None:
-    """Refuse inputs that are neither (C, H, W) nor (N, C, H, W)."""
+    """Refuse inputs that are neither (C, H, W) nor (N, C, H, W), and any with 0 channels, rows or columns (a
+    batch of 0 images is fine, as in PyTorch)."""
     if len(shape) not in (3, 4):
         raise ValueError(f"{op}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, "
                          f"got {len(shape)}-D input of shape {tuple(shape)}")
+    for name, size in zip(("C", "H", "W"), shape[-3:]):
+        if size == 0:
+            raise ValueError(f"{op}: expected an input with non-zero C, H and W (only the batch N may be 0), "
+                             f"got {name} = 0 in input of shape {tuple(shape)}")
 
 
 def _check_positive(values, name, op):
@@ -78,16 +83,34 @@ def _check_non_negative(values, name, op):
 
 
 def conv2d_args(kernel_size, stride, padding, op: str = "conv2d", dilation=1):
-    """Check a convolution's settings; return ``(kernel, stride, padding, dilation)`` as pairs of ints."""
+    """Check a convolution's settings; return ``(kernel, stride, padding, dilation)`` as pairs of ints, padding
+    as the strings ``'same'`` or ``'valid'`` when given so (see ``same_padding``)."""
     kernel = pair(kernel_size, "kernel_size", op)
     stride = pair(stride, "stride", op)
-    padding = pair(padding, "padding", op)
     dilation = pair(dilation, "dilation", op)
     _check_positive(kernel, "kernel_size", op)
     _check_positive(stride, "stride", op)
-    _check_non_negative(padding, "padding", op)
     _check_positive(dilation, "dilation", op)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride {stride})")
+        return kernel, stride, padding, dilation
+    padding = pair(padding, "padding", op)
+    _check_non_negative(padding, "padding", op)
     return kernel, stride, padding, dilation
+
+
+def same_padding(kernel, dilation):
+    """The zeros ``padding='same'`` adds, as ((top, bottom), (left, right)): D·(K − 1) in all along each axis,
+    half before and the rest after, so an even kernel's extra zero goes to the bottom and right (PyTorch's
+    rule). With stride 1 the output then has the input's size.
+
+    >>> same_padding((3, 4), (1, 1))
+    ((1, 1), (1, 2))
+    """
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
 
 
 def check_groups(groups, in_channels, out_channels, op: str) -> int:

@@ -255,3 +255,87 @@ def test_defaults_written_out_are_accepted_and_bad_options_named():
         F.cross_entropy(x, t, size_average=True)
     with pytest.raises(ValueError, match="weight must have one entry per class"):
         F.cross_entropy(x, t, weight=[1.0, 2.0])
+
+
+# ----- padding='same'/'valid', F.pad, return_indices and unpooling, adaptive pooling --------------------------
+def run_pair(torch, ours_fn, torch_fn, arrays, rng, name, tol=1e-10):
+    ours = [t64(a) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, ty = ours_fn(*ours), torch_fn(*theirs)
+    assert y.shape == tuple(ty.shape), f"{name}: {y.shape} != {tuple(ty.shape)}"
+    assert_close(y, ty.detach().numpy(), rtol=tol, atol=tol, name=name)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    for k, (o, t) in enumerate(zip(ours, theirs)):
+        assert_close(o.grad, t.grad.numpy(), rtol=tol, atol=tol, name=f"{name} gradient {k}")
+
+
+@pytest.mark.parametrize("kernel, dilation, padding", [(3, 1, "same"), (4, 1, "same"), ((2, 5), (1, 2), "same"),
+                                                        (2, 3, "same"), (3, 1, "valid"), ((1, 4), 2, "valid")])
+def test_conv2d_string_padding_matches_pytorch(kernel, dilation, padding, rng):
+    torch = torch_or_skip()
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    arrays = (rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3) + k), rng.standard_normal(4))
+    run_pair(torch, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),
+             lambda x, w, b: torch.nn.functional.conv2d(x, w, b, 1, padding, dilation), arrays, rng, "conv2d")
+    conv = nn.Conv2d(3, 4, kernel, padding=padding, dilation=dilation)
+    assert conv(mc.Tensor(arrays[0])).shape == ((2, 4, 9, 8) if padding == "same" else conv(mc.Tensor(arrays[0])).shape)
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+
+
+@pytest.mark.parametrize("widths", [(1, 2), (0, 1, 2, 0), (2, 1, 1, 3, 1, 0), (-1, 2, 1, -2)])
+def test_pad_matches_pytorch(widths, rng):
+    torch = torch_or_skip()
+    run_pair(torch, lambda x: F.pad(x, widths, value=0.5), lambda x: torch.nn.functional.pad(x, widths, value=0.5),
+             [rng.standard_normal((2, 3, 5, 6))], rng, "pad")
+
+
+@pytest.mark.parametrize("shape, k, s, p", [((2, 3, 8, 8), 2, 2, 0), ((1, 2, 9, 7), 3, 2, 1), ((2, 1, 6, 5), 2, 1, 0)])
+def test_return_indices_and_max_unpool2d_match_pytorch(shape, k, s, p, rng):
+    torch = torch_or_skip()
+    x = distinct(rng, shape)
+    y, idx = F.max_pool2d(t64(x), k, s, p, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    assert_close(y, ty.numpy(), rtol=0, atol=0)
+    run_pair(torch, lambda v: F.max_unpool2d(v, idx, k, s, p, output_size=shape[-2:]),
+             lambda v: torch.nn.functional.max_unpool2d(v, tidx, k, s, p, output_size=shape[-2:]),
+             [y.numpy()], rng, "max_unpool2d")
+    pool, unpool = nn.MaxPool2d(k, s, p, return_indices=True), nn.MaxUnpool2d(k, s, p)
+    pooled, indices = pool(mc.Tensor(x))
+    assert unpool(pooled, indices, output_size=shape).shape == shape
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 5, 5), 2), ((2, 1, 8, 6), (8, 6)),
+                                        ((1, 2, 10, 7), (None, 3)), ((3, 2, 6, 6), 1), ((1, 1, 4, 9), (5, 2))])
+def test_adaptive_pools_match_pytorch(shape, out, rng):
+    torch = torch_or_skip()
+    x = distinct(rng, shape)
+    run_pair(torch, lambda v: F.adaptive_avg_pool2d(v, out), lambda v: torch.nn.functional.adaptive_avg_pool2d(v, out),
+             [x], rng, "adaptive_avg_pool2d")
+    run_pair(torch, lambda v: F.adaptive_max_pool2d(v, out), lambda v: torch.nn.functional.adaptive_max_pool2d(v, out),
+             [x], rng, "adaptive_max_pool2d")
+    _, idx = F.adaptive_max_pool2d(t64(x), out, return_indices=True)
+    _, tidx = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x), out, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+def test_gradcheck_pad_unpool_adaptive(rng):
+    x = t64(distinct(rng, (2, 2, 7, 5)))
+    gradcheck(lambda v: F.pad(v, (1, -1, 2, 0)), x)
+    gradcheck(lambda v: F.adaptive_avg_pool2d(v, (3, 2)), x)
+    gradcheck(lambda v: F.adaptive_max_pool2d(v, (3, 4)), x)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    gradcheck(lambda v: F.max_unpool2d(v, idx, 2, output_size=(7, 5)), t64(y.numpy()))
+    assert_close(F.adaptive_avg_pool2d(x, 1), F.global_avg_pool2d(x), rtol=1e-12, name="global = adaptive(1)")
+
+
+def test_zero_channels_and_empty_planes_are_refused_by_name():
+    for op in (lambda x: F.max_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2), lambda x: F.global_avg_pool2d(x),
+               lambda x: F.adaptive_avg_pool2d(x, 1)):
+        with pytest.raises(ValueError, match="C = 0"):
+            op(mc.Tensor(np.zeros((2, 0, 4, 4))))
+        with pytest.raises(ValueError, match="H = 0"):
+            op(mc.Tensor(np.zeros((2, 3, 0, 4))))

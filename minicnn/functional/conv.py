@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import engine
 from ..autograd import Function
-from ..shapes import check_same_dtype, conv2d_geometry
+from ..shapes import check_same_dtype, conv2d_args, conv2d_geometry, same_padding
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
+from .shape import pad as F_pad
 
 __all__ = ["conv2d", "conv2d_relu"]
 
@@ -55,8 +56,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
         input: (N, C_in, H, W), or (C_in, H, W) for one image.
         weight: (C_out, C_in / groups, KH, KW).
         bias: (C_out,) or None.
-        stride, padding, dilation: an int or a (height, width) pair; padding adds zeros on both sides, dilation
-            spaces the kernel's taps.
+        stride, padding, dilation: an int or a (height, width) pair; padding adds zeros on both sides (or
+            ``'same'``: the output keeps the input's size, stride 1 only; ``'valid'``: none), dilation spaces
+            the kernel's taps.
         groups: split the channels into this many groups, each convolved with its own filters
             (``groups == C_in``: depthwise).
     Returns:
@@ -77,6 +79,8 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
 
 def _conv2d(name, x, weight, bias, stride, padding, dilation, groups, relu):
     x, weight = as_tensor(x), as_tensor(weight)
+    if isinstance(padding, str):
+        x, padding = _string_padding(name, x, weight, stride, padding, dilation)
     stride, padding, dilation, groups, out_size = conv2d_geometry(x.shape, weight.shape, stride, padding,
                                                                   dilation, groups)
     if bias is not None:
@@ -87,3 +91,17 @@ def _conv2d(name, x, weight, bias, stride, padding, dilation, groups, relu):
     return run_batched(name, lambda xb: Conv2d.apply(xb, weight, bias, stride=stride, padding=padding,
                                                      dilation=dilation, groups=groups, out_size=out_size,
                                                      relu=relu), x)
+
+
+def _string_padding(name, x, weight, stride, padding, dilation):
+    """``padding='valid'`` is no padding; ``'same'`` pads so that the output keeps the input's size (stride 1):
+    symmetric padding when the zeros split evenly, else the input padded first (``F.pad``: the extra zero on
+    the bottom and right, PyTorch's rule). Returns (input, padding pair)."""
+    kernel, _, padding, dilation = conv2d_args(weight.shape[2:] if weight.ndim == 4 else 1, stride, padding, name,
+                                               dilation)
+    if padding == "valid":
+        return x, (0, 0)
+    (top, bottom), (left, right) = same_padding(kernel, dilation)
+    if (top, left) == (bottom, right):
+        return x, (top, left)
+    return F_pad(x, (left, right, top, bottom)), (0, 0)

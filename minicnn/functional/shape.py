@@ -5,7 +5,7 @@ import numpy as np
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["reshape", "permute", "flatten", "getitem", "unsqueeze", "squeeze", "cat", "stack"]
+__all__ = ["reshape", "permute", "flatten", "getitem", "unsqueeze", "squeeze", "cat", "stack", "pad"]
 
 
 class Reshape(Function):
@@ -157,3 +157,38 @@ def stack(tensors, dim: int = 0) -> Tensor:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {k} has shape {t.shape}, tensor 0 has {tensors[0].shape}")
     return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+class Pad(Function):
+    """y = x with ``before[a]`` and ``after[a]`` cells of ``value`` added along each axis a (negative: cells
+    cut off);  dx = dy with the added cells cut off again (and zeros where cells were cut)."""
+
+    @staticmethod
+    def forward(ctx, x, *, widths, value):
+        ctx.shape, ctx.widths = x.shape, widths
+        cut = tuple(slice(-min(b, 0), n + min(a, 0)) for (b, a), n in zip(widths, x.shape))
+        return np.pad(x[cut], [(max(b, 0), max(a, 0)) for b, a in widths], constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inner = tuple(slice(max(b, 0), n - max(a, 0)) for (b, a), n in zip(ctx.widths, grad.shape))
+        return np.pad(grad[inner], [(-min(b, 0), -min(a, 0)) for b, a in ctx.widths])
+
+
+def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
+    """``torch.nn.functional.pad``: ``pad`` = (left, right) for the last axis, then (top, bottom) for the one
+    before, and so on; negative numbers cut cells off. Only ``mode='constant'`` (``value``, default 0)."""
+    x = as_tensor(input)
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    if not isinstance(pad, (tuple, list)) or len(pad) % 2 or len(pad) // 2 > x.ndim or not all(
+            isinstance(p, (int, np.integer)) for p in pad):
+        raise ValueError(f"pad: expected an even number of ints, two per padded axis (at most {x.ndim} axes), "
+                         f"got {pad!r}")
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    for (b, a), n in zip(widths, x.shape):
+        if n + b + a < 0 or n + min(b, 0) + min(a, 0) < 0:
+            raise ValueError(f"pad: padding {pad} would leave an axis of size {n} with a negative size")
+    return Pad.apply(x, widths=tuple(widths), value=0.0 if value is None else float(value))

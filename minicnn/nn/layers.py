@@ -10,8 +10,8 @@ from ..shapes import check_groups, conv2d_args, pool2d_args
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "BlurPool2d", "ReLU", "Linear", "Flatten",
-           "Dropout"]
+__all__ = ["Conv2d", "MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+           "GlobalAvgPool2d", "BlurPool2d", "ReLU", "Linear", "Flatten", "Dropout"]
 
 
 def _positive_int(value, name, op):
@@ -50,7 +50,7 @@ class Conv2d(Module):
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
-            text += f", padding={self.padding}"
+            text += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -78,13 +78,13 @@ class MaxPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
-        if return_indices:
-            raise NotImplementedError("MaxPool2d: return_indices=True is not supported yet")
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        """The pooled input; with ``return_indices``, ``(pooled, indices)`` for ``MaxUnpool2d``."""
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -113,6 +113,50 @@ class AvgPool2d(_Pool2d):
         if self.divisor_override is not None:
             text += f", divisor_override={self.divisor_override}"
         return text + ("" if self.count_include_pad else ", count_include_pad=False")
+
+
+class MaxUnpool2d(Module):
+    """Max pooling undone where it can be: each value back where ``MaxPool2d(return_indices=True)`` found it,
+    zeros elsewhere (``F.max_unpool2d``). ``forward(input, indices, output_size=None)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        pool2d_args(kernel_size, stride, padding, "MaxUnpool2d")
+        self.kernel_size, self.stride, self.padding = kernel_size, kernel_size if stride is None else stride, padding
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """The mean over windows that tile each plane into ``output_size`` (``F.adaptive_avg_pool2d``)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """The maximum over windows that tile each plane into ``output_size`` (``F.adaptive_max_pool2d``)."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, bool(return_indices)
+
+    def forward(self, x):
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
 
 
 class GlobalAvgPool2d(Module):
