@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         else:
             if not args.quiet:
                 print(f"\n{name}" + (" (resumed)" if resume is not None else ""))
-                summary(model)
+                print(summary(model))
             result = fit(model, optimizer, train_loader, test_loader, args.epochs, checkpoint=checkpoint,
                          resume=resume, progress=not args.quiet, desc=name,
                          lr_schedule=cosine_schedule(args.lr, args.epochs) if args.schedule == "cosine" else None)

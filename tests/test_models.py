@@ -33,9 +33,8 @@ def test_summary_of_maxpool_by_hand():
     assert by_index[0]["macs"] == 6 * 28 * 28 * 25 and by_index[3]["macs"] == 16 * 10 * 10 * 6 * 25
     assert sum(r["params"] for r in rows) == 61_706
     assert sum(r["macs"] for r in rows) == 117_600 + 240_000 + 400 * 120 + 120 * 84 + 84 * 10
-    lines = []
-    summary(models.maxpool(), print_fn=lines.append)
-    assert "61,706" in lines[0] and "416,520" in lines[0]
+    text = str(summary(models.maxpool()))
+    assert "61,706" in text and "416,520" in text and repr(summary(models.maxpool())) == text
 
 
 def test_strided_receptive_field():
@@ -44,6 +43,25 @@ def test_strided_receptive_field():
 
 
 def test_summary_is_a_package_level_function():
-    lines = []
-    rows = mc.summary(models.strided(), (1, 28, 28), print_fn=lines.append)
-    assert len(rows) == 10 and "148,320" in lines[0]
+    rows = mc.summary(models.strided(), input_size=(1, 28, 28))
+    assert len(rows) == 10 and "148,320" in str(rows)
+
+
+def test_summary_of_any_module_and_of_a_fused_model():
+    """A custom Module (not a Sequential) gets its table too, layer by layer as they run; fusing keeps the
+    totals and names the fused layers."""
+    class Net(mc.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = mc.nn.Sequential(mc.nn.Conv2d(1, 6, 5, padding=2), mc.nn.ReLU(), mc.nn.MaxPool2d(2))
+            self.head = mc.nn.Linear(6 * 14 * 14, 10)
+
+        def forward(self, x):
+            return self.head(self.features(x).flatten(1))
+
+    rows = mc.summary(Net(), input_size=(4, 1, 28, 28))
+    assert [r["index"] for r in rows] == ["features.0", "features.1", "features.2", "head"]
+    assert rows[0]["output_shape"] == (6, 28, 28) and rows[-1]["params"] == 6 * 14 * 14 * 10 + 10
+    fused = mc.summary(mc.nn.fuse(models.maxpool()))
+    assert [r["layer"] for r in fused][:2] == ["Conv2dReLU", "MaxPool2d"]
+    assert sum(r["params"] for r in fused) == 61_706 and sum(r["macs"] for r in fused) == 416_520
