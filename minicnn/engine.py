@@ -104,7 +104,7 @@ def _dispatch(name):
 
     def call(*args, **kwargs):
         if _chosen == "fast" and name not in _broken:
-            fast = fast_engine()
+            fast = _fast or fast_engine()
             if fast is not None:
                 try:
                     return getattr(fast, name)(*args, **kwargs)

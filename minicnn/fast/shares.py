@@ -47,19 +47,23 @@ from numba.extending import intrinsic
 
 
 
+#: The ndarray flags Numba types an array by: C_CONTIGUOUS, F_CONTIGUOUS, ALIGNED, WRITEABLE (``flags.num`` bits).
+_TYPED_FLAGS = 0x1 | 0x2 | 0x100 | 0x400
+
+
 def _type_key(value):
     """What Numba types ``value`` by, as a hashable key (``numba.typeof`` gives the same distinctions but takes
-    about 100 µs on a convolution's arguments; this takes about 6): an array by its dtype, number of
-    dimensions, layout (C- or F-contiguous or neither), mutability and alignment; a tuple by its items' keys;
-    an int by whether it fits int64; anything else (bool, float, NumPy scalars) by its Python type."""
-    if isinstance(value, np.ndarray):
-        flags = value.flags
-        return (value.dtype, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable, flags.aligned)
-    if isinstance(value, tuple):
-        return tuple(map(_type_key, value))
-    if type(value) is int:
-        return (int, value >= 1 << 63)
-    return type(value)
+    about 100 µs on a convolution's arguments; this takes about 3): an array by its dtype, number of dimensions
+    and the flags that make its layout (C- or F-contiguous or neither), mutability and alignment; a tuple by its
+    items' keys; an int by whether it fits int64; anything else (bool, float, NumPy scalars) by its type."""
+    kind = type(value)
+    if kind is np.ndarray:
+        return value.dtype, value.ndim, value.flags.num & _TYPED_FLAGS
+    if kind is tuple:
+        return tuple([_type_key(item) for item in value])
+    if kind is int:
+        return value >= 1 << 63
+    return kind
 
 
 @intrinsic

@@ -122,15 +122,16 @@ class NLLLoss(Function):
     @staticmethod
     def forward(ctx, logp, *, target, weight, ignore_index, reduction, op="nll_loss"):
         C = logp.shape[1]
-        flat = np.moveaxis(logp, 1, -1).reshape(-1, C)              # (M, C)
+        flat = logp if logp.ndim == 2 else np.moveaxis(logp, 1, -1).reshape(-1, C)     # (M, C)
         t = target.reshape(-1)
         kept = t != ignore_index
-        if np.any((t[kept] < 0) | (t[kept] >= C)):
-            bad = t[kept & ((t < 0) | (t >= C))][0]
+        outside = (t < 0) | (t >= C)
+        if outside.any() and (outside & kept).any():
+            bad = t[kept & outside][0]
             raise ValueError(f"{op}: target labels must be in [0, {C - 1}] for {C} classes, got {bad} "
                              f"(ignore_index={ignore_index} marks a target to leave out)")
         safe = np.where(kept, t, 0)
-        w = (np.ones(C, logp.dtype) if weight is None else weight.astype(logp.dtype))[safe] * kept
+        w = (kept.astype(logp.dtype) if weight is None else weight.astype(logp.dtype)[safe] * kept)
         per = -w * flat[np.arange(len(t)), safe]
         ctx.saved_w, ctx.safe, ctx.shape, ctx.reduction = w, safe, logp.shape, reduction
         if reduction == "none":
