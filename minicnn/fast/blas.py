@@ -107,6 +107,11 @@ def _gemm_band(args, t, T):
 #: The bands on Numba's threads, one each (``shares.py``).
 _gemm_split = in_shares(_gemm_band)
 
+#: Products of fewer multiply-adds than this (M·K·N) run on the calling thread, through numpy: waking the other
+#: thread costs more than it saves (a 64 × 84 by 84 × 10 product, the pyramids' last layer: about 10 µs split,
+#: 5 µs not).
+SPLIT_MIN_PRODUCTS = 1 << 17
+
 
 @single_threaded_blas
 def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False):
@@ -115,7 +120,8 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False
     copied).
 
     Splits the result's rows among ``threads`` (default: Numba's thread count) when ``AVAILABLE``; otherwise,
-    for other dtypes, or under ``NUMBA_DISABLE_JIT=1`` (no compiled kernel to call BLAS from), numpy's ``@``.
+    for other dtypes, for small products (``SPLIT_MIN_PRODUCTS``, unless ``threads`` is given), or under
+    ``NUMBA_DISABLE_JIT=1`` (no compiled kernel to call BLAS from), numpy's ``@``.
     OpenBLAS runs on one thread inside (``single_threaded_blas``): each Numba thread's call must stay on its
     own core (with OpenBLAS's own pool on as well, the two pools fight for the cores).
     """
@@ -125,7 +131,8 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False
         raise ValueError(f"gemm: inner dimensions differ: {op_a.shape} @ {op_b.shape}")
     if bias is not None and bias.shape != (op_b.shape[1],):
         raise ValueError(f"gemm: expected bias of shape ({op_b.shape[1]},), got {bias.shape}")
-    if (not AVAILABLE or config.DISABLE_JIT or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
+    small = threads is None and op_a.shape[0] * op_a.shape[1] * op_b.shape[1] < SPLIT_MIN_PRODUCTS
+    if (small or not AVAILABLE or config.DISABLE_JIT or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
             or 0 in op_a.shape + op_b.shape):
         c = np.ascontiguousarray(op_a @ op_b)
         if bias is not None:
