@@ -145,10 +145,11 @@ class Function:
 
         Positional Tensor arguments are differentiable inputs; keyword arguments are settings (stride, axis).
         """
-        needs = tuple(_grad_enabled and isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = any(needs)            # under no_grad nothing is recorded, so no input wants a gradient
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        needs = tuple([_grad_enabled and t is not None and t.requires_grad for t in tensors])
+        record = True in needs         # under no_grad nothing is recorded, so no input wants a gradient
         ctx = Context(needs)
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        raw = [a if t is None else t.data for a, t in zip(args, tensors)]
         if record:
             _tell_engine(engine.expect, cls.__name__, getattr(raw[0], "dtype", None))
         if _profile is None:
@@ -158,8 +159,7 @@ class Function:
             out = Tensor._wrap(cls.forward(ctx, *raw, **kwargs), requires_grad=record)
             _account(cls.__name__, 1, time.perf_counter() - started)
         if record:
-            inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            out._node = _Node(cls, ctx, inputs, tuple(None if a is None else a._version for a in inputs))
+            out._node = _Node(cls, ctx, tuple(tensors), tuple([None if t is None else t._version for t in tensors]))
         return out
 
 
@@ -169,7 +169,7 @@ _told = set()
 def _tell_engine(hook, op, dtype):
     """Tell the engine, the first time only, that a backward of ``op`` will come (``engine.expect``: it may
     start compiling its kernels meanwhile) or is about to run (``engine.ready``)."""
-    key = (hook.__name__, engine.engine_name(), op, dtype)
+    key = (hook, engine._chosen, op, dtype)
     if key not in _told:
         _told.add(key)
         hook(op, dtype)

@@ -15,6 +15,8 @@ the input only when the weight gradient will be wanted.
 its backward masks the gradient where the output is 0, as ReLU's does, before the convolution's own. The
 numbers are the same as the two ops'. ``nn.Conv2dReLU`` (made by ``nn.fuse``) runs it.
 """
+import functools
+
 import numpy as np
 
 from .. import engine
@@ -81,8 +83,7 @@ def _conv2d(name, x, weight, bias, stride, padding, dilation, groups, relu):
     x, weight = as_tensor(x), as_tensor(weight)
     if isinstance(padding, str):
         x, padding = _string_padding(name, x, weight, stride, padding, dilation)
-    stride, padding, dilation, groups, out_size = conv2d_geometry(x.shape, weight.shape, stride, padding,
-                                                                  dilation, groups)
+    stride, padding, dilation, groups, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None:
         bias = as_tensor(bias)
         if bias.shape != (weight.shape[0],):
@@ -91,6 +92,19 @@ def _conv2d(name, x, weight, bias, stride, padding, dilation, groups, relu):
     return run_batched(name, lambda xb: Conv2d.apply(xb, weight, bias, stride=stride, padding=padding,
                                                      dilation=dilation, groups=groups, out_size=out_size,
                                                      relu=relu), x)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_geometry(*arguments):
+    return conv2d_geometry(*arguments)
+
+
+def _geometry(*arguments):
+    """``conv2d_geometry``, remembered for settings seen before (a training step asks the same each time)."""
+    try:
+        return _cached_geometry(*arguments)
+    except TypeError:                                    # unhashable settings (a list): checked afresh
+        return conv2d_geometry(*arguments)
 
 
 def _string_padding(name, x, weight, stride, padding, dilation):

@@ -149,8 +149,9 @@ class NLLLoss(Function):
         N, C = ctx.shape[0], ctx.shape[1]
         flat = np.zeros((len(safe), C), dtype=w.dtype)
         flat[np.arange(len(safe)), safe] = -w * g
-        moved = flat.reshape((N,) + tuple(ctx.shape[2:]) + (C,))
-        return np.moveaxis(moved, -1, 1)
+        if len(ctx.shape) == 2:
+            return flat
+        return np.moveaxis(flat.reshape((N,) + tuple(ctx.shape[2:]) + (C,)), -1, 1)
 
 
 def _batched(input, target, op):
