@@ -106,10 +106,11 @@ class SGD(Optimizer):
                 else:
                     buf = state["momentum_buffer"]
                     buf *= self.momentum
-                    buf += (1.0 - self.dampening) * g
+                    buf += (1.0 - self.dampening) * g if self.dampening else g
                 buf = state["momentum_buffer"]
                 g = g + self.momentum * buf if self.nesterov else buf
-            p.data -= (self.lr * g).astype(p.dtype, copy=False)
+            update = np.multiply(g, self.lr, dtype=p.dtype)           # one temporary, in p's dtype
+            p.data -= update
 
 
 class Adam(Optimizer):
