@@ -24,23 +24,39 @@ __all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "a
            "global_avg_pool2d", "blur_pool2d"]
 
 
-class MaxPool2d(Function):
-    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, dilation, out_size, checked pairs; ``indices``
-    (a dict, or None) receives the argmax when ``return_indices`` asks for it. Output: (N, C, OH, OW)."""
+class _ToArgmax(Function):
+    """What max poolings share: the forward keeps each window's argmax (and hands it to ``indices``, a dict,
+    when ``return_indices`` asks for it); the backward sends each gradient to its argmax."""
 
     @staticmethod
-    def forward(ctx, x, *, kernel, stride, padding, dilation, out_size, indices=None):
-        y, argmax = engine.max_pool2d_forward(np.ascontiguousarray(x), kernel, stride, padding, dilation, out_size)
+    def keep(ctx, argmax, in_size, indices):
         ctx.save_for_backward(argmax)
-        ctx.in_size = x.shape[2:]
+        ctx.in_size = in_size
         if indices is not None:
             indices["argmax"] = argmax
-        return y
 
     @staticmethod
     def backward(ctx, grad):
         (argmax,) = ctx.saved
         return engine.max_pool2d_backward(np.ascontiguousarray(grad), argmax, ctx.in_size)
+
+
+def _with_indices(op, function, x, return_indices, **settings):
+    """``function.apply`` on x (batched or not), and the argmax as an int64 Tensor when ``return_indices``."""
+    found = {} if return_indices else None
+    y = run_batched(op, lambda xb: function.apply(xb, indices=found, **settings), x)
+    return (y, Tensor._wrap(found["argmax"].reshape(y.shape))) if return_indices else y
+
+
+class MaxPool2d(_ToArgmax):
+    """Inputs: x (N, C, H, W). Settings: kernel, stride, padding, dilation, out_size, checked pairs.
+    Output: (N, C, OH, OW)."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, dilation, out_size, indices=None):
+        y, argmax = engine.max_pool2d_forward(np.ascontiguousarray(x), kernel, stride, padding, dilation, out_size)
+        _ToArgmax.keep(ctx, argmax, x.shape[2:], indices)
+        return y
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -63,10 +79,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x = as_tensor(input)
     kernel, stride, padding, dilation, out_size = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
                                                                   "max_pool2d", dilation)
-    found = {} if return_indices else None
-    y = run_batched("max_pool2d", lambda xb: MaxPool2d.apply(xb, kernel=kernel, stride=stride, padding=padding,
-                                                             dilation=dilation, out_size=out_size, indices=found), x)
-    return (y, Tensor._wrap(found["argmax"].reshape(y.shape))) if return_indices else y
+    return _with_indices("max_pool2d", MaxPool2d, x, return_indices, kernel=kernel, stride=stride, padding=padding,
+                         dilation=dilation, out_size=out_size)
 
 
 class MaxUnpool2d(Function):
@@ -166,7 +180,7 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
     return run_batched("adaptive_avg_pool2d", lambda xb: AdaptiveAvgPool2d.apply(xb, out_size=out_size), x)
 
 
-class AdaptiveMaxPool2d(Function):
+class AdaptiveMaxPool2d(_ToArgmax):
     """y[:, :, i, j] = the maximum of window (i, j), its argmax (flat h·W + w, first maximum, a NaN wins) kept;
     dx = dy at each argmax."""
 
@@ -183,16 +197,8 @@ class AdaptiveMaxPool2d(Function):
                 k = np.where(nan.any(axis=2), last_nan, np.argmax(window, axis=2))
                 y[:, :, i, j] = np.take_along_axis(window, k[:, :, None], axis=2)[:, :, 0]
                 argmax[:, :, i, j] = (h0 + k // (w1 - w0)) * W + w0 + k % (w1 - w0)
-        ctx.save_for_backward(argmax)
-        ctx.in_size = (H, W)
-        if indices is not None:
-            indices["argmax"] = argmax
+        _ToArgmax.keep(ctx, argmax, (H, W), indices)
         return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (argmax,) = ctx.saved
-        return engine.max_pool2d_backward(np.ascontiguousarray(grad), argmax, ctx.in_size)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
@@ -200,10 +206,7 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
     with ``return_indices``, also where each maximum was (flat h·W + w in its plane)."""
     x = as_tensor(input)
     out_size = _adaptive_out_size(x.shape, output_size, "adaptive_max_pool2d")
-    found = {} if return_indices else None
-    y = run_batched("adaptive_max_pool2d", lambda xb: AdaptiveMaxPool2d.apply(xb, out_size=out_size, indices=found),
-                    x)
-    return (y, Tensor._wrap(found["argmax"].reshape(y.shape))) if return_indices else y
+    return _with_indices("adaptive_max_pool2d", AdaptiveMaxPool2d, x, return_indices, out_size=out_size)
 
 
 class AvgPool2d(Function):
