@@ -82,7 +82,7 @@ def _check_non_negative(op, **values):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov momentum."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         _check_non_negative("SGD", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -116,7 +116,10 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction and optional L2 weight decay (added to the gradient)."""
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False):
+        if amsgrad:
+            raise NotImplementedError("Adam: amsgrad=True is not supported")
         _check_non_negative("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas!r}")

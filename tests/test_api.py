@@ -245,6 +245,14 @@ def test_loss_options_gradchecks(rng):
 
 def test_defaults_written_out_are_accepted_and_bad_options_named():
     x, t = mc.Tensor(np.zeros((2, 3))), [0, 1]
+    v = mc.Tensor([-1.0, 2.0])
+    assert nn.ReLU(inplace=True)(v).tolist() == [0, 2] and F.relu(v, inplace=True).tolist() == [0, 2]
+    assert v.tolist() == [-1, 2] and repr(nn.ReLU(inplace=True)) == "ReLU(inplace=True)"
+    nn.Dropout(0.5, inplace=False)
+    F.dropout(v, 0.5, False, False)
+    assert mc.optim.SGD(nn.Linear(2, 1).parameters()).lr == 1e-3
+    with pytest.raises(NotImplementedError, match="amsgrad"):
+        mc.optim.Adam(nn.Linear(2, 1).parameters(), amsgrad=True)
     F.cross_entropy(x, t, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0)
     F.nll_loss(x, t, None, None, -100, None, "mean")
     with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none', got 'avg'"):

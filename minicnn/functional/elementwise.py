@@ -253,9 +253,10 @@ class ReLU(Function):
         return engine.relu_backward(grad, y)
 
 
-def relu(x) -> Tensor:
-    """Rectified linear unit, elementwise. NaN propagates, as in PyTorch."""
-    return ReLU.apply(as_tensor(x))
+def relu(input, inplace: bool = False) -> Tensor:
+    """Rectified linear unit, elementwise. NaN propagates, as in PyTorch. ``inplace`` is accepted and the result
+    is a new tensor all the same (the input keeps its values)."""
+    return ReLU.apply(as_tensor(input))
 
 
 class Dropout(Function):
@@ -275,10 +276,11 @@ class Dropout(Function):
         return grad * scale
 
 
-def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when ``training``; else identity.
 
-    The random mask comes from minicnn's generator, so ``mc.manual_seed`` makes it reproducible.
+    The random mask comes from minicnn's generator, so ``mc.manual_seed`` makes it reproducible. ``inplace`` is
+    accepted; the result is a new tensor all the same.
     """
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")

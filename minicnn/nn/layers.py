@@ -186,10 +186,18 @@ class BlurPool2d(Module):
 
 
 class ReLU(Module):
-    """max(x, 0), elementwise."""
+    """max(x, 0), elementwise. ``inplace`` is accepted for PyTorch's code and changes nothing here: the result
+    is always a new tensor (the input keeps its values)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x):
         return F.relu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Linear(Module):
@@ -230,11 +238,11 @@ class Flatten(Module):
 class Dropout(Module):
     """Zero each element with probability ``p`` while training (scaling the rest by 1/(1−p)); identity in eval."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = p
+        self.p, self.inplace = p, bool(inplace)        # inplace: accepted, the result is a new tensor (see ReLU)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
