@@ -12,6 +12,7 @@ Ctrl-C stops after the current batch and saves everything; --resume DIR continue
 """
 import argparse
 import json
+import math
 import sys
 import time
 from functools import partial
@@ -22,6 +23,7 @@ from minicnn import models, nn, optim
 from minicnn.data import CorruptFileError, DataLoader, DataNotFoundError, load_fashion_mnist
 from minicnn.data.transforms import random_shift_flip
 from minicnn.report import PLOT_HINT, format_table, plot_curves, write_csv, write_json
+from minicnn.serialization import remove_stale_temporaries
 from minicnn.summary import layer_table, summary
 from minicnn.train import cosine_schedule, fit
 
@@ -30,22 +32,43 @@ SETTINGS = ("models", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
             "seed", "limit")
 
 
+def _number(kind, low, name, above=False):
+    """An argparse type: a ``kind`` (int or float) that is finite and at least ``low`` (more than ``low`` when
+    ``above``), else a one-line error."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if above else '≥'} {low}, got {text}")
+        return value
+    parse.__name__ = name
+    return parse
+
+
+positive_int, non_negative_int = _number(int, 1, "positive int"), _number(int, 0, "non-negative int")
+positive_float, non_negative_float = _number(float, 0, "positive number", above=True), _number(float, 0, "number")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help=f"comma-separated names from {', '.join(models.MODELS)}, or 'all' (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 for sgd, 0.001 for adam)")
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: 0.01 for sgd, 0.001 for adam)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd uses momentum 0.9")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over epochs: constant, or cosine annealing towards 0")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty added to the gradients")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 penalty added to the gradients")
     p.add_argument("--augment", action="store_true",
                    help="random left-right flips and shifts of up to --max-shift pixels while training")
-    p.add_argument("--max-shift", type=int, default=1, help="largest shift of --augment, in pixels")
-    p.add_argument("--seed", type=int, default=0, help="fixes initial weights and the order of batches")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
+    p.add_argument("--max-shift", type=non_negative_int, default=1, help="largest shift of --augment, in pixels")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="fixes initial weights and the order of batches")
+    p.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
     p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
     p.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR with its settings")
@@ -60,17 +83,30 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = Path(args.resume or args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     if args.resume:                                    # the saved run's settings win, so it ends as it would have
-        saved = json.loads((out / "config.json").read_text())
-        for key in SETTINGS:
-            setattr(args, key, saved[key])
+        out = Path(args.resume)
+        try:
+            saved = json.loads((out / "config.json").read_text())
+            for key in SETTINGS:
+                setattr(args, key, saved[key])
+        except (OSError, ValueError, KeyError) as error:
+            print(f"--resume {out}: cannot read its settings from {out / 'config.json'} "
+                  f"({type(error).__name__}: {error}); nothing to resume", file=sys.stderr)
+            return 2
+        removed = remove_stale_temporaries(out)
+        if removed:
+            print(f"removed {len(removed)} unfinished temporary file(s) of an interrupted run: {', '.join(removed)}")
+    else:
+        try:
+            out = _new_run_folder(args.out)
+        except FileExistsError as error:
+            print(error, file=sys.stderr)
+            return 2
     names = list(models.MODELS) if args.models == "all" else args.models.split(",")
     for name in names:
         if name not in models.MODELS:
             print(f"--models: unknown model {name!r}; choose from {', '.join(models.MODELS)} or 'all'", file=sys.stderr)
             return 2
-    out.mkdir(parents=True, exist_ok=True)
     write_json({key: getattr(args, key) for key in SETTINGS}, out / "config.json")
 
     try:
@@ -128,6 +164,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def _new_run_folder(named):
+    """The run's folder, made here and now: ``--out`` if given (refused if it holds a run already), else
+    ``runs/<timestamp>``, with ``-2``, ``-3``, ... when another run took that name in the same second."""
+    if named:
+        out = Path(named)
+        if (out / "config.json").exists():
+            raise FileExistsError(f"--out {out}: it holds a run already; continue it with --resume {out}, "
+                                  "or name another folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    stamp = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        out = stamp if k == 1 else stamp.with_name(f"{stamp.name}-{k}")
+        try:
+            out.mkdir()                                # exclusive: fails if another run made it first
+            return out
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{stamp}: a thousand runs started this second; name a folder with --out")
+
+
 TABLE = [("model", "model", "{}"), ("params", "params", "{:,}"), ("mult-adds/img", "macs", "{:,}"),
          ("train img/s", "images_per_second", "{:,.0f}"), ("wall time (s)", "wall_seconds", "{:.0f}"),
          ("final test acc", "final_test_accuracy", "{:.2%}"), ("best test acc", "best_test_accuracy", "{:.2%}"),
@@ -157,4 +215,8 @@ def _write_results(out, args, rows, per_epoch):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:                          # outside fit (loading data, compiling): nothing to save yet
+        print("\nInterrupted before training began; nothing was lost.", file=sys.stderr)
+        sys.exit(130)

@@ -20,6 +20,7 @@ save and restore the momentum buffers, so a resumed run continues exactly where 
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -74,9 +75,11 @@ class Optimizer:
 
 
 def _check_non_negative(op, **values):
+    """Each value a finite number ≥ 0 (NumPy's numbers too); NaN or infinity would train to NaN silently."""
     for name, value in values.items():
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{op}: {name} must be a non-negative number, got {value!r}")
+        if (not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value)
+                or value < 0):
+            raise ValueError(f"{op}: {name} must be a finite, non-negative number, got {value!r}")
 
 
 class SGD(Optimizer):
@@ -88,8 +91,8 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0, "
                              f"got momentum={momentum}, dampening={dampening}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+        super().__init__(params, dict(lr=float(lr), momentum=float(momentum), dampening=float(dampening),
+                                      weight_decay=float(weight_decay), nesterov=bool(nesterov)))
 
     def step(self) -> None:
         self.step_count += 1
@@ -121,9 +124,10 @@ class Adam(Optimizer):
         if amsgrad:
             raise NotImplementedError("Adam: amsgrad=True is not supported")
         _check_non_negative("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas!r}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=float(lr), betas=tuple(float(b) for b in betas), eps=float(eps),
+                                      weight_decay=float(weight_decay)))
 
     def step(self) -> None:
         self.step_count += 1

@@ -9,23 +9,37 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "save", "load"]
+__all__ = ["atomic_write", "remove_stale_temporaries", "save", "load"]
+
+
+#: How the temporary files of ``atomic_write`` are named: ``.<name>.<random>.tmp`` beside the final file.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb"):
-    """Context manager yielding a file object; on success the file appears at ``path`` in one rename."""
+    """Context manager yielding a file object; on success the file appears at ``path`` in one rename, with the
+    permissions an ordinary ``open`` would give it (0666 less the umask; ``mkstemp`` alone would give 0600)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -66,12 +80,42 @@ def save(state_dict: dict, path) -> None:
         np.savez(f, **flat)
 
 
+def remove_stale_temporaries(folder) -> list:
+    """Delete the temporary files an interrupted ``atomic_write`` left in ``folder`` (a process killed with
+    ``kill -9`` mid-write cannot clean up after itself). Returns the names removed."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(folder):
+            if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                    removed.append(name)
+    return removed
+
+
 def load(path) -> dict:
-    """Read what ``save`` wrote: the same nesting; one-number arrays come back as Python numbers or strings."""
+    """Read what ``save`` wrote: the same nesting; one-number arrays come back as Python numbers or strings.
+    A missing, empty, truncated or foreign file raises an error that names the file and what is wrong."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"mc.load: no file at {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"mc.load: {path} is empty (a save that never finished?)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"mc.load: {path} is not an .npz file written by mc.save, or it is truncated "
+                         f"({type(error).__name__}: {error})") from None
+    if not hasattr(data, "files"):
+        raise ValueError(f"mc.load: {path} holds a single array, not the dict mc.save writes (.npz)")
     out: dict = {}
-    with np.load(os.fspath(path), allow_pickle=False) as data:
+    with data:
         for name in data.files:
-            value = data[name]
+            try:
+                value = data[name]
+            except Exception as error:               # noqa: BLE001 (zip and format errors of a damaged file)
+                raise ValueError(f"mc.load: {path} is truncated or damaged: entry {name!r} cannot be read "
+                                 f"({error})") from None
             *parents, leaf = name.split(_SEP)
             node = out
             for p in parents:

@@ -60,8 +60,9 @@ def cosine_schedule(lr: float, epochs: int):
 
 @contextlib.contextmanager
 def stop_on_interrupt():
-    """While active, the first Ctrl-C only sets a flag (the yielded ``threading.Event``); a second one stops
-    at once with ``KeyboardInterrupt``. Outside the main thread it yields a flag that nothing sets."""
+    """While active, the first Ctrl-C (or SIGTERM, what ``kill`` and job schedulers send) only sets a flag (the
+    yielded ``threading.Event``); a second one stops at once with ``KeyboardInterrupt``. Outside the main
+    thread it yields a flag that nothing sets."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -72,11 +73,12 @@ def stop_on_interrupt():
             raise KeyboardInterrupt
         flag.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signal.SIGINT, handler), signal.signal(signal.SIGTERM, handler)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 @dataclass
@@ -162,6 +164,11 @@ def fit(model, optimizer, train_loader, test_loader=None, epochs: int = 1, *, ch
                       "images_per_second": running["seen"] / running["seconds"]}
             if test_loader is not None:
                 record["test_loss"], record["test_accuracy"] = evaluate(model, test_loader)
+                if interrupt.is_set():                   # Ctrl-C during the evaluation: stop, keep the epoch
+                    running["wall_seconds"] += time.perf_counter() - epoch_started
+                    if checkpoint is not None:
+                        save(_checkpoint(model, optimizer, epoch, batch, running, history, False), checkpoint)
+                    return FitResult(history, interrupted=True)
             record["wall_seconds"] = running["wall_seconds"] + time.perf_counter() - epoch_started
             history.append(record)
             if progress:

@@ -37,7 +37,7 @@ def img(*shape):
     (lambda: img(2, 3) @ img(4, 2), ValueError, r"matmul: inner dimensions differ: \(2, 3\) @ \(4, 2\)"),
     (lambda: img(2, 3).reshape(4, 2), ValueError, r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into shape \(4, 2\)"),
     (lambda: F.mse_loss(img(2, 3), img(3, 2)), ValueError, r"mse_loss: input and target must have the same shape"),
-    (lambda: optim.SGD([mc.nn.Parameter([1.0])], lr=-1), ValueError, r"SGD: lr must be a non-negative number, got -1"),
+    (lambda: optim.SGD([mc.nn.Parameter([1.0])], lr=-1), ValueError, r"SGD: lr must be a finite, non-negative number, got -1"),
     (lambda: optim.SGD([], lr=0.1), ValueError, r"SGD: got an empty parameter list"),
     (lambda: optim.Adam([mc.nn.Parameter([1.0])], betas=(0.9, 1.0)), ValueError, r"Adam: betas must be two numbers in \[0, 1\)"),
     (lambda: nn.Dropout(1.5), ValueError, r"Dropout: p must be a probability in \[0, 1\], got 1.5"),

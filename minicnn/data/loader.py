@@ -13,6 +13,7 @@ exactly the batches it would have seen.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -58,9 +59,15 @@ class DataLoader:
         x, y = np.asarray(x), np.asarray(y)
         if len(x) != len(y):
             raise ValueError(f"DataLoader: x and y must have the same length, got {len(x)} images and {len(y)} labels")
-        if not isinstance(batch_size, int) or batch_size <= 0:
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+            raise ValueError("DataLoader: y must hold whole-number class labels; got fractional values such as "
+                             f"{y[np.mod(y, 1) != 0][0]}")
+        if y.dtype.kind not in "iuf":
+            raise TypeError(f"DataLoader: y must hold integer class labels, got dtype {y.dtype}")
         self.x, self.y = x, y.astype(np.int64)
+        batch_size = int(batch_size)
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.augment = augment
         self.epoch = 0

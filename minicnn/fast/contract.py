@@ -46,10 +46,20 @@ class Saved:
 
 # --- the ops ---------------------------------------------------------------------------------------------------
 
+def _one_window_stride(stride, out_size):
+    """The stride with 1 along an axis that has a single output: there the stride moves nothing, and the spread,
+    whose rows hold S phases, would otherwise grow with it (a stride of 10⁹ would ask for gigabytes)."""
+    return tuple(1 if n == 1 else s for s, n in zip(stride, out_size))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_size, relu=False, keep_input=False):
     _check_dtype(x)
     if tuple(dilation) != (1, 1) or groups != 1:
         raise Unsupported("dilation or groups other than 1")
+    stride = _one_window_stride(stride, out_size)
+    if x.shape[0] == 0:                                 # an empty batch: nothing to compute, nothing to spread
+        y = np.empty((0, weight.shape[0]) + tuple(out_size), dtype=x.dtype)
+        return y, Saved(None, x if keep_input else None, y if relu else None)
     b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
     if keep_input:
         y, spread = conv.conv2d_forward_keep(x, weight, b, *stride, *padding, *out_size, relu=relu)
@@ -60,8 +70,13 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_size,
 
 def conv2d_backward(grad_y, weight, saved, x_shape, stride, padding, dilation, groups, need_input, need_weight,
                     need_bias):
+    if grad_y.shape[0] == 0:                            # an empty batch: zero gradients
+        return (np.zeros(x_shape, grad_y.dtype) if need_input else None,
+                np.zeros(weight.shape, grad_y.dtype) if need_weight else None,
+                np.zeros(weight.shape[0], grad_y.dtype) if need_bias else None)
     if not isinstance(saved, Saved) or (need_weight and saved.spread is None):
         raise Unsupported("a forward pass run by the plain engine")
+    stride = _one_window_stride(stride, grad_y.shape[2:])
     if saved.y is not None:
         grad_y = activation.relu_backward(grad_y, saved.y)      # through the fused ReLU first
     grad_x = grad_w = None

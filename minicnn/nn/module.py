@@ -147,12 +147,18 @@ class Module:
         for name, p in own.items():
             if name not in state_dict:
                 continue
-            value = np.asarray(state_dict[name])
+            value = state_dict[name]
+            value = np.asarray(value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value)
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: {name} must be an array of numbers, got "
+                                f"{type(state_dict[name]).__name__} of dtype {value.dtype}")
             if value.shape != p.shape:
                 raise ValueError(f"load_state_dict: {name} expects shape {p.shape}, got {value.shape}")
         for name, p in own.items():
             if name in state_dict:
-                p.data = np.array(state_dict[name], dtype=p.dtype, order="C")
+                value = state_dict[name]
+                value = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
+                p.data = np.array(value, dtype=p.dtype, order="C")
 
     # ----- printing -----------------------------------------------------------------------------------------
     def extra_repr(self) -> str:
