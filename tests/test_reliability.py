@@ -223,3 +223,23 @@ print(json.dumps([str(w.message) for w in caught]))
     messages = json.loads(done.stdout.splitlines()[-1])
     assert any("NUMBA_CACHE_DIR" in m for m in messages), messages
     assert any("the fast engine cannot be imported" in m for m in messages), messages
+
+
+@pytest.mark.slow
+def test_the_first_compile_is_announced_once_and_a_warm_start_is_silent(tmp_path):
+    from conftest import fast_engine_or_skip
+    fast_engine_or_skip()
+    code = """
+import numpy as np, minicnn as mc, minicnn.functional as F
+from minicnn import models, nn
+model = nn.fuse(models.strided())
+for _ in range(2):
+    F.cross_entropy(model(mc.Tensor(np.zeros((4, 1, 28, 28), np.float32))), [0, 1, 2, 3]).backward()
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "MINICNN_COMPILE_AHEAD": "0"}
+    env.pop("MINICNN_ENGINE", None)
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert cold.returncode == 0 and warm.returncode == 0, cold.stderr[-2000:] + warm.stderr[-2000:]
+    assert cold.stderr.count("compiling the fast engine's kernels for float32 (first run only") == 1
+    assert "compiling" not in warm.stderr

@@ -10,6 +10,8 @@ backward reads, so either engine can finish what the other began.
 ``expect``/``ready`` are the compile helper's hooks (``ahead.py``): autograd calls them around each op that will
 have a backward pass, so the backward's kernels compile on the other core while the forward runs.
 """
+import sys
+
 import numpy as np
 
 from . import activation, ahead, conv, pool
@@ -163,8 +165,24 @@ _GROUPS = {"Conv2d": ("conv2d", "relu"), "ReLU": ("relu",), "Linear": ("relu",),
            "AvgPool2d": ("avg_pool2d",), "GlobalAvgPool2d": ("global_avg_pool2d",)}
 
 
+_announced = set()
+
+
+def _announce_compiling(dtype):
+    """Say once per dtype, before the first compile, that the kernels compile now and only this once: a first run
+    is otherwise seconds of silence."""
+    if dtype in _announced:
+        return
+    _announced.add(dtype)
+    if not ahead.is_cached("conv2d", dtype):
+        print(f"minicnn: compiling the fast engine's kernels for {np.dtype(dtype).name} (first run only, about "
+              "10 s; later runs load them from Numba's cache)", file=sys.stderr, flush=True)
+
+
 def expect(op, dtype):
     """A backward of ``op`` (a ``Function``'s name) will come: start compiling its kernels on the other core."""
+    if dtype is not None:
+        _announce_compiling(dtype)
     for group in _GROUPS.get(op, ()):
         ahead.expect(group, dtype)
 
