@@ -36,3 +36,37 @@ def test_matmul_runs_under_single_threaded_blas():
     import minicnn as mc
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     assert np.array_equal((mc.Tensor(a) @ mc.Tensor(b)).data, (a @ b).astype(np.float32))
+
+
+def test_the_governor_goes_to_one_thread_when_runs_are_held_up_and_back_after(monkeypatch):
+    """Runs on every thread slower than one thread alone: down to one thread, for the backoff; then every thread
+    again; runs as quick as expected keep every thread."""
+    import numba
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    calls = []
+    monkeypatch.setattr(numba, "set_num_threads", calls.append)
+    governor = threads.Governor()
+    governor.enabled, governor.full = True, 2
+    work = ("conv", 1)
+    assert [governor.run_serially(work) for _ in range(3)] == [False, True, False]
+    governor.observe(work, 1.0, serial=True)
+    for _ in range(20):
+        governor.observe(work, 0.6, serial=False)               # faster than one thread: keep both
+    assert governor.threads() == 2 and calls == []
+    for _ in range(10):
+        governor.observe(work, 3.0, serial=False)               # slower than one thread alone: held up
+    assert calls == [1] and governor.threads() == 1
+    clock[0] += governor.FIRST_BACKOFF + 0.01
+    assert governor.threads() == 2 and calls == [1, 2]          # tried again after the backoff
+    assert governor.backoff == 2 * governor.FIRST_BACKOFF       # and the next backoff is longer
+
+
+def test_the_governor_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("MINICNN_ADAPTIVE_THREADS", "0")
+    governor = threads.Governor()
+    assert not governor.run_serially(("x",)) and not governor.run_serially(("x",))
+    governor.observe(("x",), 1.0, serial=True)
+    for _ in range(20):
+        governor.observe(("x",), 5.0, serial=False)
+    assert governor.single_until is None

@@ -13,6 +13,7 @@ have a backward pass, so the backward's kernels compile on the other core while 
 import sys
 
 import numpy as np
+from numba import get_num_threads
 
 from . import activation, ahead, conv, pool
 from .blas import gemm
@@ -38,12 +39,12 @@ def _check_dtype(array):
 
 
 class Saved:
-    """What the convolution's forward keeps: ``spread`` for the weight gradient (or None), ``x`` and ``y`` as the
-    plain engine's ``Saved`` (so that its backward can take over)."""
-    __slots__ = ("spread", "x", "y")
+    """What the convolution's forward keeps: ``spread`` for the weight gradient (or None) and the thread count
+    it was cut for, ``x`` and ``y`` as the plain engine's ``Saved`` (so that its backward can take over)."""
+    __slots__ = ("spread", "x", "y", "threads")
 
-    def __init__(self, spread, x, y):
-        self.spread, self.x, self.y = spread, x, y
+    def __init__(self, spread, x, y, threads):
+        self.spread, self.x, self.y, self.threads = spread, x, y, threads
 
 
 # --- the ops ---------------------------------------------------------------------------------------------------
@@ -56,18 +57,19 @@ def _one_window_stride(stride, out_size):
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_size, relu=False, keep_input=False):
     _check_dtype(x)
+    threads = get_num_threads()                         # the spread is cut for this count: the backward reuses it
     if tuple(dilation) != (1, 1) or groups != 1:
         raise Unsupported("dilation or groups other than 1")
     stride = _one_window_stride(stride, out_size)
     if x.shape[0] == 0:                                 # an empty batch: nothing to compute, nothing to spread
         y = np.empty((0, weight.shape[0]) + tuple(out_size), dtype=x.dtype)
-        return y, Saved(None, x if keep_input else None, y if relu else None)
+        return y, Saved(None, x if keep_input else None, y if relu else None, threads)
     b = np.zeros(weight.shape[0], dtype=x.dtype) if bias is None else bias
     if keep_input:
         y, spread = conv.conv2d_forward_keep(x, weight, b, *stride, *padding, *out_size, relu=relu)
     else:
         y, spread = conv.conv2d_forward(x, weight, b, *stride, *padding, *out_size, relu=relu), None
-    return y, Saved(spread, x if keep_input else None, y if relu else None)
+    return y, Saved(spread, x if keep_input else None, y if relu else None, threads)
 
 
 def conv2d_backward(grad_y, weight, saved, x_shape, stride, padding, dilation, groups, need_input, need_weight,
@@ -84,7 +86,7 @@ def conv2d_backward(grad_y, weight, saved, x_shape, stride, padding, dilation, g
     grad_x = grad_w = None
     if need_input or need_weight:
         grad_x, grad_w = conv.conv2d_backward(grad_y, weight, saved.spread, x_shape, *stride, *padding,
-                                              need_x=need_input, need_w=need_weight)
+                                              need_x=need_input, need_w=need_weight, threads=saved.threads)
     # Σ over images first (adding whole planes, contiguous), then over each plane: faster than one sum over
     # axes (0, 2, 3), which strides through memory.
     grad_b = grad_y.reshape(grad_y.shape[0], grad_y.shape[1], -1).sum(axis=0).sum(axis=1) if need_bias else None

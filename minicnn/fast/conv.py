@@ -121,7 +121,7 @@ class Plan:
     ``geometry`` is the tuple of ints the kernels unpack: (C_in, H, W, KH, KW, S_h, S_w, P_h, P_w, OH, OW).
     """
 
-    def __init__(self, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
+    def __init__(self, C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None, threads=None):
         self.images_per_block = B = images or images_per_block(out_h * out_w)
         HH = getattr(phase_rows, "py_func", phase_rows)(KH, stride_h, out_h)   # the plain function: no compile
         self.rows = C_in * KH * KW
@@ -132,7 +132,7 @@ class Plan:
         self.split_width = split_width(W, pad_w, stride_w) if VECTOR_CODE and stride_w <= 2 else 0
         self.split_size = B * C_in * H * stride_w * self.split_width
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-        self.threads = get_num_threads()
+        self.threads = threads or get_num_threads()
 
     def blocks(self, N):
         """How many blocks N images make."""
@@ -425,18 +425,19 @@ _backward = in_shares(_backward_share)
 
 # --- the public kernels --------------------------------------------------------------------------------------
 
-def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None):
+def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None, threads=None):
     """The Plan of a convolution, made once per geometry, block size and thread count: building tables with
     numpy costs tens of µs, three times per training step of each layer. The block size depends on the
-    batch (``images_per_block``), so the forward and backward of one batch share a plan."""
-    threads = get_num_threads()
+    batch (``images_per_block``) and the thread count, so a backward passes the forward's ``threads`` (the
+    count may change in between: ``threads.Governor``) and the two share a plan."""
+    threads = threads or get_num_threads()
     images = images or images_per_block(out_h * out_w, x_shape[0], threads)
     return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images, threads)
 
 
 @functools.lru_cache(maxsize=64)
 def _cached_plan(image_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images, threads):
-    return Plan(*image_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images)
+    return Plan(*image_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images, threads)
 
 
 def _row_window(C_out, plan):
@@ -474,7 +475,8 @@ def _conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, out_h, ou
     return y, kept
 
 
-def conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, pad_w, need_x=True, need_w=True):
+def conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, pad_w, need_x=True, need_w=True,
+                    threads=None):
     """(dL/dx, dL/dweight) of a convolution in one pass over the blocks, each None when not ``need_x`` or
     ``need_w``: dL/dweight = Σ_n g[n] @ cols[n]ᵀ from the forward's ``kept`` spreads, dL/dx = for each block
     Wᵀ @ g added back where the forward read it, then folded.
@@ -487,7 +489,7 @@ def conv2d_backward(grad_out, weight, kept, x_shape, stride_h, stride_w, pad_h, 
     """
     N, C_out, out_h, out_w = grad_out.shape
     _, C_in, KH, KW = weight.shape
-    plan = _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    plan = _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, threads=threads)
     dtype, B = grad_out.dtype, plan.images_per_block
     if not need_w:
         kept = np.empty((0, plan.block_size), dtype)

@@ -37,6 +37,7 @@ the calling thread, where the error is raised as from any kernel.
 
 Under ``NUMBA_DISABLE_JIT=1`` the shares run one after the other in Python.
 """
+import time
 import types as pytypes
 
 import numba
@@ -44,6 +45,8 @@ import numpy as np
 from numba import config, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .threads import governor
 
 
 
@@ -140,7 +143,19 @@ class in_shares:
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self.address(args)
-        if self.launcher(address, args, T):
+        work = (id(self), key, args[0].shape, T)
+        timed = governor.run_serially(work)
+        if T == 1 or timed or governor.threads() == 1:   # on this thread: no barrier to wait at
+            started = time.perf_counter()
+            for t in range(T):
+                self.worker(args, t, T)
+            if timed:
+                governor.observe(work, time.perf_counter() - started, serial=True)
+            return
+        started = time.perf_counter()
+        failed = self.launcher(address, args, T)
+        governor.observe(work, time.perf_counter() - started, serial=False)
+        if failed:
             for t in range(T):                   # again, one share at a time, for the error itself
                 self.worker(args, t, T)
             raise RuntimeError(f"{self.worker.py_func.__qualname__}: a share raised an error on its thread, "

@@ -16,6 +16,7 @@ import ctypes
 import functools
 import os
 import sys
+import time
 
 import numba
 
@@ -98,3 +99,65 @@ def choose_threading_layer():
         except ImportError:
             pass
     return numba.config.THREADING_LAYER
+
+
+class Governor:
+    """Every thread while the cores are minicnn's, one while another program wants them too.
+
+    Why: a ``prange`` loop or a run of shares ends at a barrier, where each thread waits for the others, and
+    OpenMP's threads wait by spinning. When another busy process shares the cores, a thread that the system has
+    set aside holds up the barrier for a whole time slice, and the spinning threads take the cores the others
+    need: two trainings at once took 40–50 times their step alone here. One thread has no barrier to wait at.
+
+    How: the runs of shares (``shares.py``) are timed. Now and then (``SERIAL_EVERY``) a run is made on this
+    thread alone, and the quickest such time is kept per kind of work: what one thread costs. A run on every
+    thread that takes longer than that (``SLOW`` times it) gained nothing from its threads; when most recent runs
+    are so (a running share above ``HELD_UP``), minicnn goes down to one thread (``numba.set_num_threads``) for
+    ``backoff`` seconds, then tries its threads again. The backoff doubles, up to ``MAX_BACKOFF`` s, while the
+    cores stay busy, and is reset once they are free. ``MINICNN_ADAPTIVE_THREADS=0`` keeps the thread count.
+    """
+
+    SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 64, 1.0, 30.0
+
+    def __init__(self):
+        self.enabled = os.environ.get("MINICNN_ADAPTIVE_THREADS", "1") != "0"
+        self.full = numba.get_num_threads()
+        self.serial = {}                # work key → the quickest run on one thread, seconds
+        self.runs = {}                  # work key → runs seen
+        self.held_up = 0.0              # running share of held-up runs
+        self.single_until = None        # while on one thread: when to try every thread again
+        self.backoff = self.FIRST_BACKOFF
+
+    def threads(self) -> int:
+        """The threads to use now (``numba.set_num_threads`` is called when that changes)."""
+        if self.single_until is not None and time.monotonic() >= self.single_until:
+            self.single_until, self.held_up = None, 0.0
+            numba.set_num_threads(self.full)
+        return 1 if self.single_until is not None else self.full
+
+    def run_serially(self, key) -> bool:
+        """Whether this run of ``key`` should be made on this thread alone, to time what one thread costs."""
+        if not self.enabled or self.full < 2:
+            return False
+        count = self.runs.get(key, 0)
+        self.runs[key] = count + 1
+        return count % self.SERIAL_EVERY == 1          # the first run compiles and warms caches: not that one
+
+    def observe(self, key, seconds: float, serial: bool) -> None:
+        """A run of ``key`` took ``seconds``, on this thread alone (``serial``) or on every thread."""
+        if serial:
+            self.serial[key] = min(seconds, self.serial.get(key, seconds))
+            return
+        one = self.serial.get(key)
+        if not self.enabled or one is None or self.single_until is not None:
+            return
+        self.held_up = 0.9 * self.held_up + 0.1 * (seconds > self.SLOW * one)
+        if self.held_up > self.HELD_UP:
+            self.single_until = time.monotonic() + self.backoff
+            self.backoff = min(2 * self.backoff, self.MAX_BACKOFF)
+            numba.set_num_threads(1)
+        elif self.held_up < 0.05:
+            self.backoff = self.FIRST_BACKOFF
+
+
+governor = Governor()
