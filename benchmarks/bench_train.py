@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                  # everything (about 2 minutes)
     python benchmarks/bench_train.py --skip-memory    # without the example run that measures peak memory
+    python benchmarks/bench_train.py --contention     # only the steps on a shared machine (about a minute)
 
 Figures:
   - training step (forward, backward, SGD with momentum) of ``maxpool`` and ``strided`` at batch 64 and 256:
@@ -13,7 +14,9 @@ Figures:
     training step, with its helper compiling the backward kernels on the other core (``fast/ahead.py``; the
     CPU seconds of both) and alone; warm start: the same with the cache filled; ``import minicnn`` alone;
   - peak memory (max RSS) of ``examples/train_fashion.py`` with its default models and settings, one epoch
-    (memory does not grow with epochs).
+    (memory does not grow with epochs);
+  - with ``--contention``: a ``maxpool`` training step at batch 64 alone, with two trainings at once, and beside
+    two busy processes, for minicnn and PyTorch, each in processes of its own (medians over a few seconds).
 """
 import argparse
 import os
@@ -134,6 +137,64 @@ print(imported - t0, first - t0, sorted(steps)[10], finished)
 """
 
 
+STEP_LOOP = """
+import sys, time
+import numpy as np
+framework, seconds = sys.argv[1], float(sys.argv[2])
+x = np.random.default_rng(0).random((64, 1, 28, 28)).astype(np.float32)
+y = np.random.default_rng(1).integers(0, 10, 64)
+if framework == "minicnn":
+    import minicnn as mc, minicnn.functional as F
+    from minicnn import models, nn, optim
+    model = nn.fuse(models.maxpool()); opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    def step():
+        loss = F.cross_entropy(model(mc.Tensor(x)), y); opt.zero_grad(); loss.backward(); opt.step()
+else:
+    import torch
+    torch.set_num_threads(2)
+    sys.path.insert(0, sys.argv[3])
+    from bench_train import torch_model
+    model = torch_model("maxpool"); opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(tx), ty); opt.zero_grad(); loss.backward(); opt.step()
+for _ in range(30):
+    step()
+times, end = [], time.time() + seconds
+while time.time() < end:
+    started = time.perf_counter(); step(); times.append(time.perf_counter() - started)
+print(sorted(times)[len(times) // 2])
+"""
+
+
+def contention(seconds=6.0):
+    """Median step seconds of a maxpool training step at batch 64 for (alone, two at once, beside two busy
+    processes), per framework; each run a process of its own."""
+    here = str(Path(__file__).resolve().parent)
+
+    def launch(framework):
+        return subprocess.Popen([sys.executable, "-c", STEP_LOOP, framework, str(seconds), here],
+                                stdout=subprocess.PIPE, text=True)
+
+    def median(process):
+        return float(process.communicate()[0].split()[-1])
+
+    busy = "import time\nend = time.time() + {}\nwhile time.time() < end: pass".format(seconds + 8)
+    figures = {}
+    for framework in ["minicnn"] + (["torch"] if torch else []):
+        alone = median(launch(framework))
+        pair = [launch(framework), launch(framework)]
+        together = max(median(p) for p in pair)
+        spinners = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(2)]
+        try:
+            beside = median(launch(framework))
+        finally:
+            for spinner in spinners:
+                spinner.kill()
+        figures[framework] = (alone, together, beside)
+    return figures
+
+
 def startup(env):
     """(import seconds, seconds to first step inside the process, steady step, seconds from launch to the end of
     the first step, CPU seconds of the process and of its children: the helper that compiles ahead,
@@ -164,8 +225,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--contention", action="store_true", help="only the steps on a shared machine")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
+    if args.contention:
+        print("\n| maxpool step, batch 64 (ms) | alone | two trainings at once | beside two busy processes |")
+        print("|---|---:|---:|---:|")
+        for framework, (alone, together, beside) in contention().items():
+            print(f"| {framework} | {alone * 1e3:.2f} | {together * 1e3:.2f} ({together / alone:.1f}×) | "
+                  f"{beside * 1e3:.2f} ({beside / alone:.1f}×) |", flush=True)
+        return
     print(f"minicnn {mc.__version__}, numpy {np.__version__}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
 
