@@ -217,6 +217,7 @@ def _write_results(out, args, rows, per_epoch):
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:                          # outside fit (loading data, compiling): nothing to save yet
-        print("\nInterrupted before training began; nothing was lost.", file=sys.stderr)
+    except KeyboardInterrupt:           # before fit, or a second Ctrl-C inside it: stop now, in one line
+        print("\nStopped at once; the checkpoints written before are kept (continue with --resume DIR).",
+              file=sys.stderr)
         sys.exit(130)
