@@ -190,6 +190,15 @@ def test_download_verifies_then_renames(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "work" / "data" / "fashion-mnist")) == sorted(spec.filename for spec in files.values())
 
 
+def test_a_killed_download_leaves_nothing_the_next_one_uses(tmp_path, monkeypatch):
+    files, arrays = write_dataset(tmp_path / "server")
+    target = tmp_path / "work" / "data" / "fashion-mnist"
+    target.mkdir(parents=True)
+    (target / ".x_train.gz.abc.part").write_bytes(b"half a download")
+    fm.download(files, target, (tmp_path / "server").as_uri() + "/", progress=False)
+    assert sorted(os.listdir(target)) == sorted(spec.filename for spec in files.values())
+
+
 def test_a_bad_download_leaves_no_file(tmp_path, monkeypatch):
     files, _ = write_dataset(tmp_path / "server")
     (tmp_path / "server" / "x_test.gz").write_bytes(b"not gzip at all")

@@ -70,3 +70,38 @@ def test_the_governor_can_be_switched_off(monkeypatch):
     for _ in range(20):
         governor.observe(("x",), 5.0, serial=False)
     assert governor.single_until is None
+
+
+def test_the_numbers_do_not_depend_on_the_governor(monkeypatch):
+    """The same training steps on every thread and kept to one thread give the same numbers to the bit (the
+    work is cut into the same shares either way), so a busy machine cannot change a seeded run."""
+    import numba
+    import minicnn as mc
+    import minicnn.functional as F
+    from minicnn import models, nn, optim
+    from minicnn.engine import fast_engine
+    if fast_engine() is None:
+        pytest.skip("the fast engine cannot be imported here")
+    from minicnn.fast.threads import governor
+
+    def three_steps():
+        mc.manual_seed(0)
+        model = nn.fuse(models.maxpool())
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        x = mc.Tensor(np.random.default_rng(0).random((24, 1, 28, 28)).astype(np.float32))
+        for _ in range(3):
+            loss = F.cross_entropy(model(x), np.arange(24) % 10)
+            opt.zero_grad(); loss.backward(); opt.step()           # noqa: E702
+        return [p.numpy().copy() for p in model.parameters()]
+
+    if governor.full < 2:
+        pytest.skip("one thread only: nothing to compare")
+    every = three_steps()
+    monkeypatch.setattr(governor, "single_until", float("inf"))
+    numba.set_num_threads(1)
+    try:
+        one = three_steps()
+    finally:
+        numba.set_num_threads(governor.full)
+    for a, b in zip(every, one):
+        np.testing.assert_array_equal(a, b)

@@ -148,6 +148,8 @@ def download(files: dict, dest, base_url: str | None = None, progress: bool = Tr
     base_url = DOWNLOAD_URL if base_url is None else base_url
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob(".*.part"):                 # left by a download that was killed: never renamed, never used
+        stale.unlink(missing_ok=True)
     for spec in files.values():
         target = dest / spec.filename
         if target.is_file():

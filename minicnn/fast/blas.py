@@ -26,11 +26,11 @@ import ctypes
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import config, get_num_threads, types
+from numba import config, types
 from numba.extending import overload
 
 from . import in_shares, kernel
-from .threads import openblas_library, single_threaded_blas
+from .threads import governor, openblas_library, single_threaded_blas
 
 __all__ = ["AVAILABLE", "gemm"]
 
@@ -141,5 +141,5 @@ def gemm(a, b, trans_a=False, trans_b=False, bias=None, threads=None, relu=False
     c = np.empty((op_a.shape[0], op_b.shape[1]), dtype=a.dtype)
     bias = np.zeros(0, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
     _gemm_split((np.ascontiguousarray(a), np.ascontiguousarray(b), bias, bool(relu), c, bool(trans_a), bool(trans_b)),
-                get_num_threads() if threads is None else int(threads))
+                governor.full if threads is None else int(threads))
     return c

@@ -13,11 +13,10 @@ have a backward pass, so the backward's kernels compile on the other core while 
 import sys
 
 import numpy as np
-from numba import get_num_threads
 
 from . import activation, ahead, conv, pool
 from .blas import gemm
-from .threads import single_threaded_blas
+from .threads import governor, single_threaded_blas
 
 NAME = "fast"
 
@@ -57,7 +56,7 @@ def _one_window_stride(stride, out_size):
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_size, relu=False, keep_input=False):
     _check_dtype(x)
-    threads = get_num_threads()                         # the spread is cut for this count: the backward reuses it
+    threads = governor.full                             # the spread is cut for this count: the backward reuses it
     if tuple(dilation) != (1, 1) or groups != 1:
         raise Unsupported("dilation or groups other than 1")
     stride = _one_window_stride(stride, out_size)

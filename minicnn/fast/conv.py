@@ -41,11 +41,12 @@ its measurements: ``docs/performance.md``.
 import functools
 
 import numpy as np
-from numba import get_num_threads, types
+from numba import types
 from numba.extending import overload
 
 from . import inline_kernel, kernel, sum_kernel
 from .shares import in_shares
+from .threads import governor
 from .matmul import ADD, STORE, STORE_RELU, matmul_nt_add, matmul_scatter_add
 from .vectors import AVAILABLE as VECTOR_CODE, VECTOR_BYTES, copy_runs, split_rows
 
@@ -132,7 +133,7 @@ class Plan:
         self.split_width = split_width(W, pad_w, stride_w) if VECTOR_CODE and stride_w <= 2 else 0
         self.split_size = B * C_in * H * stride_w * self.split_width
         self.geometry = (C_in, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
-        self.threads = threads or get_num_threads()
+        self.threads = threads or governor.full
 
     def blocks(self, N):
         """How many blocks N images make."""
@@ -428,9 +429,11 @@ _backward = in_shares(_backward_share)
 def _plan(x_shape, KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images=None, threads=None):
     """The Plan of a convolution, made once per geometry, block size and thread count: building tables with
     numpy costs tens of µs, three times per training step of each layer. The block size depends on the
-    batch (``images_per_block``) and the thread count, so a backward passes the forward's ``threads`` (the
-    count may change in between: ``threads.Governor``) and the two share a plan."""
-    threads = threads or get_num_threads()
+    batch (``images_per_block``) and the thread count, so a backward passes the forward's ``threads`` and the
+    two share a plan. The count is the pool's full one even while the governor keeps to one thread
+    (``threads.Governor``): the shares then run one after the other, each summing what it would have summed on
+    its own thread, so the numbers do not depend on how busy the machine was."""
+    threads = threads or governor.full
     images = images or images_per_block(out_h * out_w, x_shape[0], threads)
     return _cached_plan(tuple(x_shape[1:]), KH, KW, stride_h, stride_w, pad_h, pad_w, out_h, out_w, images, threads)
 

@@ -115,6 +115,10 @@ class Governor:
     are so (a running share above ``HELD_UP``), minicnn goes down to one thread (``numba.set_num_threads``) for
     ``backoff`` seconds, then tries its threads again. The backoff doubles, up to ``MAX_BACKOFF`` s, while the
     cores stay busy, and is reset once they are free. ``MINICNN_ADAPTIVE_THREADS=0`` keeps the thread count.
+
+    The numbers do not change with it: work is still cut into ``full`` shares (``conv._plan``, ``blas.gemm``),
+    which then run one after the other on this thread, each summing what it would have on its own; and the
+    ``prange`` loops write disjoint cells, whatever the thread count.
     """
 
     SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 64, 1.0, 30.0
