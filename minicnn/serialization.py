@@ -1,4 +1,4 @@
-"""Saving and loading state dicts as ``.npz`` files, and writing any file atomically.
+"""Saving and loading state dicts as ``.npz`` or ``.safetensors`` files, and writing any file atomically.
 
 ``atomic_write(path)`` writes to a temporary file in the same folder and renames it over ``path`` only once
 everything is written and flushed to disk. A run interrupted mid-write (Ctrl-C, a crash, a full disk) leaves
@@ -66,7 +66,9 @@ def _flatten(obj, prefix, out):
 
 
 def save(state_dict: dict, path) -> None:
-    """Write a (possibly nested) dict of arrays, numbers and strings to ``path`` as ``.npz``, atomically.
+    """Write a (possibly nested) dict of arrays, numbers and strings to ``path``, atomically: as ``.npz``, or as
+    safetensors when the name ends in ``.safetensors`` (the optional ``safetensors`` package; PyTorch and other
+    frameworks read it: ``safetensors.torch.load_file``). Nested keys are joined with ``/``.
 
     >>> import minicnn as mc, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
@@ -76,8 +78,36 @@ def save(state_dict: dict, path) -> None:
     """
     flat: dict = {}
     _flatten(state_dict, "", flat)
+    if os.fspath(path).endswith(".safetensors"):
+        safetensors = _safetensors()
+        tensors = {k: np.asarray(v, order="C") for k, v in flat.items() if v.dtype.kind != "U"}
+        metadata = {k: str(v) for k, v in flat.items() if v.dtype.kind == "U"}
+        with atomic_write(path) as f:
+            f.write(safetensors.save(tensors, metadata=metadata or None))
+        return
     with atomic_write(path) as f:
         np.savez(f, **flat)
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError("saving or loading .safetensors files needs the safetensors package: "
+                          "pip install \"minicnn[safetensors]\"") from None
+    return safetensors.numpy
+
+
+def _unflatten(items):
+    """``save``'s flat (name, value) pairs back into nested dicts; one-number arrays as Python numbers."""
+    out: dict = {}
+    for name, value in items:
+        *parents, leaf = name.split(_SEP)
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    return out
 
 
 def remove_stale_temporaries(folder) -> list:
@@ -101,6 +131,16 @@ def load(path) -> dict:
         raise FileNotFoundError(f"mc.load: no file at {path}")
     if os.path.getsize(path) == 0:
         raise ValueError(f"mc.load: {path} is empty (a save that never finished?)")
+    if path.endswith(".safetensors"):
+        safetensors = _safetensors()
+        try:
+            from safetensors import safe_open
+            with safe_open(path, framework="numpy") as f:
+                items = [(k, f.get_tensor(k)) for k in f.keys()] + list((f.metadata() or {}).items())
+        except Exception as error:                   # noqa: BLE001 (the library's own errors for damaged files)
+            raise ValueError(f"mc.load: {path} is not a readable safetensors file ({error})") from None
+        del safetensors
+        return _unflatten(items)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -108,17 +148,12 @@ def load(path) -> dict:
                          f"({type(error).__name__}: {error})") from None
     if not hasattr(data, "files"):
         raise ValueError(f"mc.load: {path} holds a single array, not the dict mc.save writes (.npz)")
-    out: dict = {}
+    items = []
     with data:
         for name in data.files:
             try:
-                value = data[name]
+                items.append((name, data[name]))
             except Exception as error:               # noqa: BLE001 (zip and format errors of a damaged file)
                 raise ValueError(f"mc.load: {path} is truncated or damaged: entry {name!r} cannot be read "
                                  f"({error})") from None
-            *parents, leaf = name.split(_SEP)
-            node = out
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value.item() if value.ndim == 0 else value
-    return out
+    return _unflatten(items)

@@ -159,6 +159,15 @@ def test_example_end_to_end_on_real_data(tmp_path):
     assert "| maxpool" in done.stdout and "final test acc" in done.stdout
     model = models.maxpool()
     model.load_state_dict(mc.load(out / "maxpool.npz")["model"])
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("safetensors"):
+        exported = subprocess.run([sys.executable, str(ROOT / "examples" / "export.py"), str(out)],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert exported.returncode == 0, exported.stderr[-2000:]
+        for row in results["summary"]:                       # ONNX Runtime's accuracy is minicnn's
+            line = next(l for l in exported.stdout.splitlines() if l.startswith(f"| {row['model']} "))
+            ours, theirs = line.split("|")[2:4]
+            assert ours.strip() == theirs.strip() == f"{row['final_test_accuracy']:.2%}", line
+        assert (out / "maxpool.onnx").exists() and (out / "strided.safetensors").exists()
 
 
 @pytest.mark.slow
