@@ -54,8 +54,11 @@ def test_the_governor_goes_to_one_thread_when_runs_are_held_up_and_back_after(mo
     for _ in range(20):
         governor.observe(work, 0.6, serial=False)               # faster than one thread: keep both
     assert governor.threads() == 2 and calls == []
-    for _ in range(10):
-        governor.observe(work, 3.0, serial=False)               # slower than one thread alone: held up
+    for _ in range(5):
+        governor.observe(work, 3.0, serial=False)               # a moment's contention: ridden out
+    assert governor.threads() == 2 and calls == []
+    for _ in range(30):
+        governor.observe(work, 3.0, serial=False)               # slower than one thread alone, again and again
     assert calls == [1] and governor.threads() == 1
     clock[0] += governor.FIRST_BACKOFF + 0.01
     assert governor.threads() == 2 and calls == [1, 2]          # tried again after the backoff

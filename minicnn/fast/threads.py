@@ -121,7 +121,10 @@ class Governor:
     ``prange`` loops write disjoint cells, whatever the thread count.
     """
 
-    SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 64, 1.0, 30.0
+    SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 64, 0.5, 30.0
+    #: How much one run moves the running share: about 14 held-up runs in a row (a training step's worth) before
+    #: the governor acts, so that a moment's contention (another pool's threads still spinning) is ridden out.
+    WEIGHT = 0.05
 
     def __init__(self):
         self.enabled = os.environ.get("MINICNN_ADAPTIVE_THREADS", "1") != "0"
@@ -155,7 +158,7 @@ class Governor:
         one = self.serial.get(key)
         if not self.enabled or one is None or self.single_until is not None:
             return
-        self.held_up = 0.9 * self.held_up + 0.1 * (seconds > self.SLOW * one)
+        self.held_up = (1 - self.WEIGHT) * self.held_up + self.WEIGHT * (seconds > self.SLOW * one)
         if self.held_up > self.HELD_UP:
             self.single_until = time.monotonic() + self.backoff
             self.backoff = min(2 * self.backoff, self.MAX_BACKOFF)
