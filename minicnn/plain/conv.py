@@ -16,7 +16,7 @@ or 0), and each group's output is its filters, as rows, times its columns::
 
     cols   (C_in·KH·KW, N·OH·OW)        y_g = W_g (C_out/G, C_in/G·KH·KW) @ cols_g        (BLAS, through numpy)
 
-The backward pass is the same product turned round. Each output cell read a window through its filter, so:
+The backward pass is the same product turned around. Each output cell read a window through its filter, so:
 
     grad_W_g    = grad_y_g @ cols_gᵀ          (what each weight multiplied, summed over every window)
     grad_cols_g = W_gᵀ @ grad_y_g             (what each tap of each window sent back)
