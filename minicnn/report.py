@@ -64,7 +64,8 @@ def save_figure(fig, path) -> None:
 
 
 def plot_curves(histories: dict, path) -> bool:
-    """Test accuracy and test loss against epoch, one line per model. Returns False without matplotlib."""
+    """Accuracy and loss against epoch, one colour per model: test solid, training dashed (the gap between
+    them is overfitting). Returns False without matplotlib."""
     if not plot_available():
         return False
     import matplotlib
@@ -73,14 +74,16 @@ def plot_curves(histories: dict, path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, history in histories.items():
-        epochs = [h["epoch"] for h in history]
-        ax_acc.plot(epochs, [100 * h["test_accuracy"] for h in history], marker="o", label=name)
-        ax_loss.plot(epochs, [h["test_loss"] for h in history], marker="o", label=name)
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Fashion-MNIST test accuracy")
-    ax_loss.set(xlabel="epoch", ylabel="test loss (cross-entropy)", title="Fashion-MNIST test loss")
+    for k, (name, history) in enumerate(histories.items()):
+        epochs, colour = [h["epoch"] for h in history], f"C{k}"
+        ax_acc.plot(epochs, [100 * h["test_accuracy"] for h in history], marker="o", color=colour, label=f"{name} test")
+        ax_acc.plot(epochs, [100 * h["train_accuracy"] for h in history], ls="--", color=colour, label=f"{name} train")
+        ax_loss.plot(epochs, [h["test_loss"] for h in history], marker="o", color=colour, label=f"{name} test")
+        ax_loss.plot(epochs, [h["train_loss"] for h in history], ls="--", color=colour, label=f"{name} train")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy: test solid, training dashed")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss: test solid, training dashed")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
     save_figure(fig, path)
     return True
