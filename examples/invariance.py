@@ -274,13 +274,18 @@ def figures(out, x_test, y_test, trained, results, names, seed):
         axes = np.atleast_2d(axes)
         for k, name in enumerate(pair):
             stage = 2 if name != "nopool" else 1                          # after the first pooling, or the first ReLU
-            for r, (label, img) in enumerate((("clean", image), ("grid-masked", corrupted))):
-                maps = feature_maps(trained[name], normalize(img))[stage][1][0]
+            outputs = [feature_maps(trained[name], normalize(img))[stage] for img in (image, corrupted)]
+            layer = outputs[0][0].replace(":", " (") + ")"                    # e.g. "2 (MaxPool2d)"
+            top = max(float(maps[1][0].max()) for maps in outputs)          # one colour scale for a model's maps
+            for r, (label, (_, maps)) in enumerate(zip(("clean", "grid-masked"), outputs)):
                 for c in range(6):
                     ax = axes[2 * k + r, c]
-                    ax.imshow(maps[c], cmap="viridis")
-                    ax.set_title(f"{name}, {label}, ch {c}", fontsize=7)
+                    shown_map = ax.imshow(maps[0][c], cmap="viridis", vmin=0, vmax=top)
+                    ax.set_title(f"channel {c}", fontsize=7)
                     ax.axis("off")
+                axes[2 * k + r, 0].annotate(f"{name}\nafter layer {layer}\n{label}", xy=(-0.08, 0.5),
+                                            xycoords="axes fraction", ha="right", va="center", fontsize=8)
+                fig.colorbar(shown_map, ax=list(axes[2 * k + r]), shrink=0.8, label="activation")
         save_figure(fig, out / "feature_maps.png")
 
     rows = results["corrupted_accuracy"]
@@ -293,7 +298,8 @@ def figures(out, x_test, y_test, trained, results, names, seed):
                 ax.plot(range(len(strengths)), [100 * r[name] for r in rows if r["corruption"] == kind and r["fill"] == fill],
                         marker="o", label=name)
             ax.set_xticks(range(len(strengths)), [str(s) for s in strengths])
-            ax.set(title=f"{kind}, fill={fill}", xlabel=STRENGTH_UNITS[kind], ylabel="test accuracy (%)")
+            unit = STRENGTH_UNITS[kind] + (" (smaller is stronger)" if STRENGTH_UNITS[kind] == "spacing" else "")
+            ax.set(title=f"{kind}, fill={fill}", xlabel=unit, ylabel="test accuracy (%)")
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     save_figure(fig, out / "accuracy_vs_strength.png")
