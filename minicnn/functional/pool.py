@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import engine
 from ..autograd import Function
-from ..shapes import check_input_ndim, output_size, pair, pool2d_geometry
+from ..shapes import check_input_ndim, output_size, pair, pool2d_args, pool2d_geometry
 from ..tensor import Tensor, as_tensor
 from ._batch import run_batched
 
@@ -112,9 +112,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     if idx.shape != x.shape or idx.dtype.kind not in "iu":
         raise ValueError(f"max_unpool2d: indices must be integers of the input's shape {x.shape}, got "
                          f"{idx.dtype} of shape {idx.shape}")
-    kernel = pair(kernel_size, "kernel_size", "max_unpool2d")
-    stride = kernel if stride is None else pair(stride, "stride", "max_unpool2d")
-    padding = pair(padding, "padding", "max_unpool2d")
+    kernel, stride, padding, _ = pool2d_args(kernel_size, stride, padding, "max_unpool2d")   # the pooling's checks
     default = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(x.shape[-2:], stride, padding, kernel))
     if output_size is None:
         out_size = default
