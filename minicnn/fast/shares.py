@@ -56,14 +56,25 @@ _TYPED_FLAGS = 0x1 | 0x2 | 0x100 | 0x400
 
 def _type_key(value):
     """What Numba types ``value`` by, as a hashable key (``numba.typeof`` gives the same distinctions but takes
-    about 100 µs on a convolution's arguments; this takes about 3): an array by its dtype, number of dimensions
+    about 100 µs on a convolution's arguments; this takes a few): an array by its dtype, number of dimensions
     and the flags that make its layout (C- or F-contiguous or neither), mutability and alignment; a tuple by its
     items' keys; an int by whether it fits int64; anything else (bool, float, NumPy scalars) by its type."""
     kind = type(value)
     if kind is np.ndarray:
         return value.dtype, value.ndim, value.flags.num & _TYPED_FLAGS
     if kind is tuple:
-        return tuple([_type_key(item) for item in value])
+        key = []
+        for item in value:                     # the items' keys, the common kinds without a call each
+            kind = type(item)
+            if kind is np.ndarray:
+                key.append((item.dtype, item.ndim, item.flags.num & _TYPED_FLAGS))
+            elif kind is int:
+                key.append(item >= 1 << 63)
+            elif kind is tuple:
+                key.append(_type_key(item))
+            else:
+                key.append(kind)
+        return tuple(key)
     if kind is int:
         return value >= 1 << 63
     return kind

@@ -109,8 +109,10 @@ class Governor:
     set aside holds up the barrier for a whole time slice, and the spinning threads take the cores the others
     need: two trainings at once took 40–50 times their step alone here. One thread has no barrier to wait at.
 
-    How: the runs of shares (``shares.py``) are timed. Now and then (``SERIAL_EVERY``) a run is made on this
-    thread alone, and the quickest such time is kept per kind of work: what one thread costs. A run on every
+    How: the runs of shares (``shares.py``) are timed. Now and then a run is made on this thread alone, and the
+    quickest such time is kept per kind of work: what one thread costs. Those runs come at the 1st, 2nd, 4th,
+    8th, ... run of each kind, then every ``SERIAL_EVERY``-th: the first few find the cost quickly, and later
+    ones, rare, keep it honest at a cost of a fraction of a percent (a run on one thread is the slower one). A run on every
     thread that takes longer than that (``SLOW`` times it) gained nothing from its threads; when most recent runs
     are so (a running share above ``HELD_UP``), minicnn goes down to one thread (``numba.set_num_threads``) for
     ``backoff`` seconds, then tries its threads again. The backoff doubles, up to ``MAX_BACKOFF`` s, while the
@@ -121,7 +123,7 @@ class Governor:
     ``prange`` loops write disjoint cells, whatever the thread count.
     """
 
-    SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 64, 0.5, 30.0
+    SLOW, HELD_UP, SERIAL_EVERY, FIRST_BACKOFF, MAX_BACKOFF = 1.2, 0.5, 1024, 0.5, 30.0
     #: How much one run moves the running share: about 14 held-up runs in a row (a training step's worth) before
     #: the governor acts, so that a moment's contention (another pool's threads still spinning) is ridden out.
     WEIGHT = 0.05
@@ -148,7 +150,8 @@ class Governor:
             return False
         count = self.runs.get(key, 0)
         self.runs[key] = count + 1
-        return count % self.SERIAL_EVERY == 1          # the first run compiles and warms caches: not that one
+        # run 0 compiles and warms the caches: not that one; then runs 1, 2, 4, 8, ... and every SERIAL_EVERY-th
+        return count > 0 and (count & (count - 1) == 0 or count % self.SERIAL_EVERY == 0)
 
     def observe(self, key, seconds: float, serial: bool) -> None:
         """A run of ``key`` took ``seconds``, on this thread alone (``serial``) or on every thread."""

@@ -1,5 +1,7 @@
 """Shape ops: reshape, permute (transpose), flatten, indexing. They move numbers, so backward moves the
 gradient back: reshape it back, permute it back, or scatter it into the indexed places."""
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -60,7 +62,7 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     start, end = start_dim % x.ndim, end_dim % x.ndim
     if start > end:
         raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
-    shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
+    shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
     return reshape(x, shape)
 
 
