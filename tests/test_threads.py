@@ -48,7 +48,7 @@ def test_the_governor_goes_to_one_thread_when_runs_are_held_up_and_back_after(mo
     monkeypatch.setattr(numba, "set_num_threads", calls.append)
     governor = threads.Governor()
     governor.enabled, governor.full = True, 2
-    work = ("conv", 1)
+    work = governor.work()
     timed = [i for i in range(5000) if governor.run_serially(work)]
     assert timed == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3072, 4096]
     governor.observe(work, 1.0, serial=True)
@@ -69,10 +69,11 @@ def test_the_governor_goes_to_one_thread_when_runs_are_held_up_and_back_after(mo
 def test_the_governor_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("MINICNN_ADAPTIVE_THREADS", "0")
     governor = threads.Governor()
-    assert not governor.run_serially(("x",)) and not governor.run_serially(("x",))
-    governor.observe(("x",), 1.0, serial=True)
+    work = governor.work()
+    assert not governor.run_serially(work) and not governor.run_serially(work)
+    governor.observe(work, 1.0, serial=True)
     for _ in range(20):
-        governor.observe(("x",), 5.0, serial=False)
+        governor.observe(work, 5.0, serial=False)
     assert governor.single_until is None
 
 

@@ -143,7 +143,8 @@ class in_shares:
         launch.__qualname__ = py_func.__qualname__ + "_in_shares"    # a cache entry of its own, per worker
         launch.__module__ = py_func.__module__
         self.launcher = numba.njit(cache=True, parallel=True)(launch)
-        self._addresses = {}                                          # {fingerprint of args: address}
+        self._addresses = {}                                          # {_type_key of args: address}
+        self._works = {}             # {(_type_key of args, shape of args[0], T): (address, the governor's Work)}
 
     def __call__(self, args, T):
         if config.DISABLE_JIT:
@@ -151,10 +152,13 @@ class in_shares:
                 self.worker(args, t, T)
             return
         key = _type_key(args)
-        address = self._addresses.get(key)
-        if address is None:
-            address = self._addresses[key] = self.address(args)
-        work = (id(self), key, args[0].shape, T)
+        entry = self._works.get((key, args[0].shape, T))
+        if entry is None:
+            address = self._addresses.get(key)
+            if address is None:
+                address = self._addresses[key] = self.address(args)
+            entry = self._works[key, args[0].shape, T] = (address, governor.work())
+        address, work = entry
         timed = governor.run_serially(work)
         if T == 1 or timed or governor.threads() == 1:   # on this thread: no barrier to wait at
             started = time.perf_counter()

@@ -131,8 +131,6 @@ class Governor:
     def __init__(self):
         self.enabled = os.environ.get("MINICNN_ADAPTIVE_THREADS", "1") != "0"
         self.full = numba.get_num_threads()
-        self.serial = {}                # work key → the quickest run on one thread, seconds
-        self.runs = {}                  # work key → runs seen
         self.held_up = 0.0              # running share of held-up runs
         self.single_until = None        # while on one thread: when to try every thread again
         self.backoff = self.FIRST_BACKOFF
@@ -144,21 +142,26 @@ class Governor:
             numba.set_num_threads(self.full)
         return 1 if self.single_until is not None else self.full
 
-    def run_serially(self, key) -> bool:
-        """Whether this run of ``key`` should be made on this thread alone, to time what one thread costs."""
+    def work(self) -> "Work":
+        """A new record for one kind of work (a kernel, its argument types and shapes): the caller keeps it and
+        hands it back with each run."""
+        return Work()
+
+    def run_serially(self, work) -> bool:
+        """Whether this run of ``work`` should be made on this thread alone, to time what one thread costs."""
         if not self.enabled or self.full < 2:
             return False
-        count = self.runs.get(key, 0)
-        self.runs[key] = count + 1
+        count = work.runs
+        work.runs = count + 1
         # run 0 compiles and warms the caches: not that one; then runs 1, 2, 4, 8, ... and every SERIAL_EVERY-th
         return count > 0 and (count & (count - 1) == 0 or count % self.SERIAL_EVERY == 0)
 
-    def observe(self, key, seconds: float, serial: bool) -> None:
-        """A run of ``key`` took ``seconds``, on this thread alone (``serial``) or on every thread."""
+    def observe(self, work, seconds: float, serial: bool) -> None:
+        """A run of ``work`` took ``seconds``, on this thread alone (``serial``) or on every thread."""
+        one = work.serial
         if serial:
-            self.serial[key] = min(seconds, self.serial.get(key, seconds))
+            work.serial = seconds if one is None else min(seconds, one)
             return
-        one = self.serial.get(key)
         if not self.enabled or one is None or self.single_until is not None:
             return
         self.held_up = (1 - self.WEIGHT) * self.held_up + self.WEIGHT * (seconds > self.SLOW * one)
@@ -168,6 +171,15 @@ class Governor:
             numba.set_num_threads(1)
         elif self.held_up < 0.05:
             self.backoff = self.FIRST_BACKOFF
+
+
+class Work:
+    """What the governor knows of one kind of work: how many runs it has seen, and the quickest on one thread
+    (seconds; None until one was timed)."""
+    __slots__ = ("runs", "serial")
+
+    def __init__(self):
+        self.runs, self.serial = 0, None
 
 
 governor = Governor()
