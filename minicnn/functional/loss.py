@@ -125,21 +125,25 @@ class NLLLoss(Function):
         flat = logp if logp.ndim == 2 else np.moveaxis(logp, 1, -1).reshape(-1, C)     # (M, C)
         t = target.reshape(-1)
         kept = t != ignore_index
-        outside = (t < 0) | (t >= C)
-        if outside.any() and (outside & kept).any():
-            bad = t[kept & outside][0]
+        every = bool(kept.all())
+        safe = t if every else np.where(kept, t, 0)                   # an ignored target reads class 0, weighted 0
+        if safe.size and (safe.min() < 0 or safe.max() >= C):
+            bad = t[kept & ((t < 0) | (t >= C))][0]
             raise ValueError(f"{op}: target labels must be in [0, {C - 1}] for {C} classes, got {bad} "
                              f"(ignore_index={ignore_index} marks a target to leave out)")
-        safe = np.where(kept, t, 0)
-        w = (kept.astype(logp.dtype) if weight is None else weight.astype(logp.dtype)[safe] * kept)
-        per = -w * flat[np.arange(len(t)), safe]
+        if weight is None and every:
+            w = None                                                  # every weight 1
+        else:
+            w = kept.astype(logp.dtype) if weight is None else weight.astype(logp.dtype)[safe] * kept
+        picked = flat[np.arange(len(t)), safe]
+        per = -picked if w is None else -w * picked
         ctx.saved_w, ctx.safe, ctx.shape, ctx.reduction = w, safe, logp.shape, reduction
         if reduction == "none":
             return per.reshape(target.shape)
         total = per.sum()
         if reduction == "sum":
             return np.asarray(total, dtype=logp.dtype)
-        ctx.denominator = w.sum()
+        ctx.denominator = len(t) if w is None else w.sum()
         return np.asarray(total / ctx.denominator, dtype=logp.dtype)   # 0/0 = nan when every target is ignored
 
     @staticmethod
@@ -147,8 +151,8 @@ class NLLLoss(Function):
         w, safe = ctx.saved_w, ctx.safe
         g = grad.reshape(-1) if ctx.reduction == "none" else grad / (ctx.denominator if ctx.reduction == "mean" else 1)
         N, C = ctx.shape[0], ctx.shape[1]
-        flat = np.zeros((len(safe), C), dtype=w.dtype)
-        flat[np.arange(len(safe)), safe] = -w * g
+        flat = np.zeros((len(safe), C), dtype=grad.dtype)
+        flat[np.arange(len(safe)), safe] = -g if w is None else -w * g
         if len(ctx.shape) == 2:
             return flat
         return np.moveaxis(flat.reshape((N,) + tuple(ctx.shape[2:]) + (C,)), -1, 1)
