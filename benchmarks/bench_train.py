@@ -199,8 +199,7 @@ def startup(env):
     """(import seconds, seconds to first step inside the process, steady step, seconds from launch to the end of
     the first step, CPU seconds of the process and of its children: the helper that compiles ahead,
     ``fast/ahead.py``). The launch and the first step's end are read on the wall clock of each process, so
-    the figure leaves out the 20 steady steps that follow and the interpreter's exit (0.3–0.5 s, which the
-    eighth round's figures included)."""
+    the figure leaves out the 20 steady steps that follow and the interpreter's exit (0.3–0.5 s)."""
     resource = __import__("resource")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched = time.time()

@@ -3,6 +3,7 @@
 import doctest
 import os
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,42 @@ def test_the_readme_quickstart_runs(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)           # noqa: S102
     assert os.path.exists(tmp_path / "model.npz")
+
+
+#: Words that tell the history of the code rather than what it does: "the ninth round", "this session", "was
+#: tried", "did not pay", and (in the source) a date. That history belongs in docs/performance.md.
+HISTORY = re.compile(r"\b(?:\w+th|first|second|third|last|next|this|that|each|every|one|a) round\b|\brounds\b|"
+                     r"\bsessions?\b|\b(?:was|were) tried\b|\btried (?:there|here|without)\b|\bdid not pay\b|"
+                     r"\b(?:yesterday|last night|late evening)\b", re.I)
+DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
+
+
+def prose(path):
+    """(line, text) of every comment and string literal of a Python file: its docstrings among them."""
+    with open(path, "rb") as f:
+        for token in tokenize.tokenize(f.readline):
+            if token.type in (tokenize.COMMENT, tokenize.STRING):
+                yield token.start[0], token.string
+
+
+def history_in(text, dates=True):
+    found = [m.group(0) for m in HISTORY.finditer(text)]
+    return found + ([m.group(0) for m in DATE.finditer(text)] if dates else [])
+
+
+def test_the_source_and_readme_tell_no_history():
+    """Docstrings and comments say what and why, the README what a user needs; the history is in
+    docs/performance.md. (The README's figures keep the date they were measured.)"""
+    files = sorted([*ROOT.glob("minicnn/**/*.py"), *ROOT.glob("examples/*.py"), *ROOT.glob("benchmarks/*.py")])
+    found = [f"{path.relative_to(ROOT)}:{line}: {hit!r}" for path in files for line, text in prose(path)
+             for hit in history_in(text)]
+    found += [f"README.md:{i}: {hit!r}" for i, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1)
+              for hit in history_in(line, dates=False)]
+    assert not found, "history outside docs/performance.md:\n" + "\n".join(found)
+
+
+def test_history_is_recognised():
+    assert history_in("Tried there without gain: prefetching.") == ["Tried there"]
+    assert history_in("as the eighth round's figures showed") == ["eighth round"]
+    assert history_in("measured 2026-11-22") == ["2026-11-22"]
+    assert history_in("ceil_mode: round the output size up") == []

@@ -161,12 +161,8 @@ def define_tile(code, vectors, height=ROWS):
     kept as in ``activation.py``).
 
     Its machine loop is what a BLAS kernel's is: per k one load of window[k], ``vectors`` vector loads,
-    ``height`` broadcasts and ``height`` · ``vectors`` multiply-adds, nothing stored. With AVX-512 it ran at
-    150 GFLOP/s on one core when its slab of b was in the first-level cache, 120–160 on the convolutions'
-    blocks, against 220 for multiply-adds alone. Tried there without gain: prefetching the next slab's rows;
-    4 rows × 4 vectors (16 sums, 0.85× as fast on the strided second layer). With AVX2 (16 registers), for
-    M = 16: 8 × 1 was 1.2–1.4× slower than 6 × 2, and 4 × 3 within 5% of it (interleaved runs of the layers'
-    forwards), so 6 × 2 serves every M there.
+    ``height`` broadcasts and ``height`` · ``vectors`` multiply-adds, nothing stored. Why 6 × 2 tiles, and
+    what they reach: ``docs/performance.md`` (fast/vectors.py).
     """
     function, b = code.define(f"tile_{height}x{vectors}", [code.ptr, I64, I64, I64, I64.as_pointer(), code.ptr,
                                                            code.ptr, I64.as_pointer(), code.ptr, I64, I64])
