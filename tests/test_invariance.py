@@ -1,4 +1,5 @@
 """The invariance metrics on cases whose answers are known by hand, and a smoke run of examples/invariance.py."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -46,6 +47,83 @@ def test_predict_and_feature_maps():
     assert model.training                                                    # its mode is given back
 
 
+def _lab():
+    """examples/invariance.py as a module (its report functions are tested on numbers chosen here)."""
+    spec = importlib.util.spec_from_file_location("invariance_lab", ROOT / "examples" / "invariance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _accuracy_results(lab, drop_max, drop_avg, spread):
+    """Results of two models over three seeds: clean 0.9, every zero corruption lowering maxpool by ``drop_max``
+    and avgpool by ``drop_avg``, the seeds ``spread`` apart."""
+    seeds = [-spread, 0.0, spread]
+    rows = []
+    for kind, (_, strengths) in lab.CORRUPTIONS.items():
+        for fill in lab.FILLS:
+            for strength in strengths:
+                rows.append({"corruption": kind, "fill": fill, "strength": strength,
+                             "maxpool": [0.9 - drop_max + e for e in seeds], "avgpool": [0.9 - drop_avg + e for e in seeds]})
+    return {"clean_accuracy": {"maxpool": [0.9] * 3, "avgpool": [0.9] * 3}, "corrupted_accuracy": rows}
+
+
+def test_the_lab_says_what_its_numbers_show_about_max_pooling_and_masks():
+    lab = _lab()
+    names, seeds = ["maxpool", "avgpool"], [0, 1, 2]
+    text = lab.report_accuracy(_accuracy_results(lab, 0.20, 0.10, 0.01), names, seeds)
+    assert "loses 10.0 points more" in text and "beyond the seeds' spread" in text and "the opposite of what section 1" in text
+    text = lab.report_accuracy(_accuracy_results(lab, 0.10, 0.20, 0.01), names, seeds)
+    assert "loses 10.0 points less" in text and "as section 1 and the pooling texts suggest" in text
+    text = lab.report_accuracy(_accuracy_results(lab, 0.12, 0.10, 0.05), names, seeds)
+    assert "lose the same within the seeds' spread" in text
+    assert "avgpool 10.0 ± 5.0, maxpool 12.0 ± 5.0 points" in text           # each fall with its spread, least first
+    assert "smaller* number is a *stronger* corruption" in text               # what "amount" means
+    assert "every 2nd column" in text and "30% of pixels" in text
+
+
+def test_the_lab_says_whether_pooling_stops_a_corruption_from_propagating():
+    lab = _lab()
+    seeds = [0, 1, 2]
+
+    def results(last):                      # model → the last map's similarity per seed
+        stages = lambda v: [[("0:Conv2d", 0.5), ("2:MaxPool2d", 0.6), ("5:MaxPool2d", v)]]   # noqa: E731
+        rows = [{"corruption": "grid", "fill": "zero", "strength": 3, "model": n,
+                 "stages": [stages(v)[0] for v in values]} for n, values in last.items()]
+        return {"layerwise_similarity": rows}
+    text = lab.report_layers(results({"maxpool": [0.9, 0.91, 0.92], "strided": [0.6, 0.61, 0.62]}), ["maxpool", "strided"], seeds)
+    assert "the claim that pooling stops a corruption from propagating holds" in text
+    text = lab.report_layers(results({"maxpool": [0.6, 0.61, 0.62], "strided": [0.9, 0.91, 0.92]}), ["maxpool", "strided"], seeds)
+    assert "does not hold here: strided, with no pooling, keeps 0.910 ± 0.010, more than maxpool" in text
+    text = lab.report_layers(results({"maxpool": [0.7, 0.8, 0.9], "strided": [0.65, 0.75, 0.85]}), ["maxpool", "strided"], seeds)
+    assert "within the seeds' spread" in text and "is not shown here" in text
+
+
+def test_the_lab_says_how_far_shift_invariance_goes():
+    lab = _lab()
+    names, seeds = ["maxpool", "strided"], [0, 1, 2]
+    lost = {0: 0.0, 1: 0.03, 2: 0.08, 3: 0.2, 4: 0.4}                       # accuracy lost at each shift
+    results = {"shift_accuracy": [{"shift": k, "maxpool": [0.9 - v] * 3, "strided": [0.88 - v] * 3} for k, v in lost.items()],
+               "shift_consistency": [{"max_shift": s, "maxpool": [0.8, 0.81, 0.82], "strided": [0.6, 0.61, 0.62]}
+                                     for s in lab.CONSISTENCY_SHIFTS]}
+    text = lab.report_shifts(results, names, seeds)
+    assert "A shift of one pixel costs 3.0–3.0 points of accuracy, 4 pixels 40.0–40.0" in text
+    assert "within 5 points of its clean accuracy up to 1 pixel," in text
+    assert "Every network with pooling is more consistent than every network without" in text
+
+
+def test_the_lab_reuses_only_runs_trained_with_its_recipe(tmp_path, capsys):
+    lab = _lab()
+    same, other = tmp_path / "same", tmp_path / "other"
+    for folder, epochs, seed in ((same, 5, 2), (other, 20, 0)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({**lab.RECIPE, "epochs": epochs, "seed": seed, "limit": None}))
+    assert lab.reusable_runs([str(same), str(other)], None) == {2: str(same)}
+    assert "not the recipe of this lab (epochs differ)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="cannot read its settings"):
+        lab.reusable_runs([str(tmp_path / "missing")], None)
+
+
 @pytest.mark.slow
 def test_invariance_example_smoke_run(tmp_path):
     if fm.locate(fm.FASHION_MNIST) is None:
@@ -54,17 +132,23 @@ def test_invariance_example_smoke_run(tmp_path):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     out = tmp_path / "inv"
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "invariance.py"), "--limit", "500",
-                           "--models", "maxpool,nopool,blurpool", "--out", str(out)],
+                           "--seeds", "0,1", "--models", "maxpool,nopool,blurpool", "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "invariance.json").read_text())
-    assert results["settings"]["test_images"] == 500
+    assert results["settings"]["test_images"] == 500 and results["settings"]["seeds"] == [0, 1]
     single = results["single_layer"]
     assert {r["corruption"] for r in single} == {"random pixels", "vertical lines", "horizontal lines", "grid"}
     for row in single:                                  # a 2×2 averaging convolution is average pooling
         assert row["avg pool 2×2"] == pytest.approx(row["avg conv 2×2 s2"], abs=1e-6)
     assert len(results["shift_accuracy"]) == 5 and len(results["shift_consistency"]) == 3
-    assert set(results["clean_accuracy"]) == {"maxpool", "nopool", "blurpool"}
+    assert {n: len(v) for n, v in results["clean_accuracy"].items()} == {"maxpool": 2, "nopool": 2, "blurpool": 2}
     report = (out / "invariance.md").read_text()
-    assert "## 1. One pooling layer" in report and "## 3. Shifts" in report and "Shift consistency" in report
-    assert {"maxpool.npz", "nopool.npz", "blurpool.npz"} <= set(os.listdir(out / "checkpoints"))
+    sections = ["## 1. One pooling layer", "## 2. Trained models", "## 2b. Layer by layer", "## 3. Shifts"]
+    assert [report.index(s) for s in sections] == sorted(report.index(s) for s in sections)
+    # the terminal shows the report's sections in the report's order, each as it is finished
+    printed = [done.stdout.index(s) for s in sections]
+    assert printed == sorted(printed)
+    assert " ± " in report and "Shift consistency" in report
+    for seed in (0, 1):
+        assert {"maxpool.npz", "nopool.npz", "blurpool.npz"} <= set(os.listdir(out / "checkpoints" / "limit500" / f"seed{seed}"))
