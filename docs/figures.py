@@ -1,12 +1,15 @@
 """Make the figures the README and docs show, into docs/ (a few hundred KB in all).
 
-    python docs/figures.py runs/<a finished run of examples/train_fashion.py>
+    python docs/figures.py runs/<a finished run of examples/train_fashion.py> [--invariance runs/invariance]
 
 - ``docs/curves.png``: accuracy and loss per epoch of that run's models, test and training;
-- ``docs/maxpool.gif``: a 2 × 2 max-pooling window sliding over a Fashion-MNIST test image, the output filling in.
+- ``docs/maxpool.gif``: a 2 × 2 max-pooling window sliding over a Fashion-MNIST test image, the output filling in;
+- with ``--invariance DIR`` (a finished run of examples/invariance.py): its accuracy figures, as
+  ``docs/invariance_strength.png`` (accuracy against the amount of each corruption) and
+  ``docs/invariance_shift.png`` (accuracy and consistency against shifts), each mean ± sd over its seeds.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +71,30 @@ def maxpool_animation(index: int = 0) -> Path:
     return HERE / "maxpool.gif"
 
 
+def invariance(lab: Path, width: int = 1200) -> list:
+    """The invariance lab's two accuracy figures under the names the docs use, at most ``width`` pixels wide and
+    in 64 colours (plots need no more; the files shrink several times)."""
+    from PIL import Image
+
+    from minicnn.serialization import atomic_write
+    made = []
+    for theirs, ours in (("accuracy_vs_strength.png", "invariance_strength.png"),
+                         ("accuracy_vs_shift.png", "invariance_shift.png")):
+        image = Image.open(lab / theirs).convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        with atomic_write(HERE / ours, "wb") as f:
+            image.quantize(colors=64).save(f, format="PNG", optimize=True)
+        made.append(HERE / ours)
+    return made
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    for path in (curves(Path(sys.argv[1])), maxpool_animation()):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished run of examples/train_fashion.py")
+    parser.add_argument("--invariance", type=Path, default=None, metavar="DIR",
+                        help="a finished run of examples/invariance.py")
+    args = parser.parse_args()
+    paths = [curves(args.run), maxpool_animation()] + (invariance(args.invariance) if args.invariance else [])
+    for path in paths:
         print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
