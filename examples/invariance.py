@@ -159,6 +159,18 @@ def within(a, b) -> str:
     return "beyond the seeds' spread" if compare(a, b) else "within the seeds' spread"
 
 
+def pooled_against_unpooled(values, names):
+    """(the pooled network with the lowest mean, the unpooled one with the highest, the comparison of the two:
+    ``compare``), or None when ``names`` lacks either kind: the pair that decides whether pooling separates them."""
+    pooled = [n for n in POOLED if n in names]
+    unpooled = [n for n in UNPOOLED if n in names]
+    if not pooled or not unpooled:
+        return None
+    worst_pooled = min(pooled, key=lambda n: np.mean(values[n]))
+    best_unpooled = max(unpooled, key=lambda n: np.mean(values[n]))
+    return worst_pooled, best_unpooled, compare(values[worst_pooled], values[best_unpooled])
+
+
 # --- the experiments --------------------------------------------------------------------------------------------
 
 def single_layer_similarities(x, seed):
@@ -274,12 +286,9 @@ def report_layers(results, names, seeds) -> str:
                                                  ("amount", "amount", "{}")] + [(n, n, "{}") for n in names]), "",
              "Similarity of the last feature map, over all these corruptions (mean ± sd over seeds): "
              + ", ".join(f"{n} {pm(last[n], 1, 3)}" for n in order) + "."]
-    pooled = [n for n in POOLED if n in names]
-    unpooled = [n for n in UNPOOLED if n in names]
-    if pooled and unpooled:
-        worst_pooled = min(pooled, key=lambda n: np.mean(last[n]))
-        best_unpooled = max(unpooled, key=lambda n: np.mean(last[n]))
-        verdict = compare(last[worst_pooled], last[best_unpooled])
+    pair = pooled_against_unpooled(last, names)
+    if pair:
+        worst_pooled, best_unpooled, verdict = pair
         if verdict > 0:
             parts.append(f"Every network with pooling keeps more than every network without (the lowest pooled, "
                          f"{worst_pooled}, above the highest unpooled, {best_unpooled}, {within(last[worst_pooled], last[best_unpooled])}): "
@@ -290,7 +299,7 @@ def report_layers(results, names, seeds) -> str:
                          f"{worst_pooled} with it ({pm(last[worst_pooled], 1, 3)}; "
                          f"{within(last[best_unpooled], last[worst_pooled])})"
                          + (f", while {order[-1]}, also without pooling, keeps the least ({pm(last[order[-1]], 1, 3)})"
-                            if order[-1] in unpooled and order[-1] != best_unpooled else "")
+                            if order[-1] in UNPOOLED and order[-1] != best_unpooled else "")
                          + ". What keeps a corruption out is the whole network as trained, not the presence of a "
                          "pooling layer.")
         else:
@@ -338,12 +347,9 @@ def report_shifts(results, names, seeds) -> str:
              format_table(cons_rows, [("s", "max_shift", "{}")] + [(n, n, "{}") for n in names]), ""]
     order = sorted(names, key=lambda n: -np.mean(cons[n]))
     sentence = ("Consistency over s = 1, 2, 3, most to least: " + ", ".join(f"{n} {pm(cons[n])}" for n in order) + ".")
-    pooled = [n for n in POOLED if n in names]
-    unpooled = [n for n in UNPOOLED if n in names]
-    if pooled and unpooled:
-        worst_pooled = min(pooled, key=lambda n: np.mean(cons[n]))
-        best_unpooled = max(unpooled, key=lambda n: np.mean(cons[n]))
-        verdict = compare(cons[worst_pooled], cons[best_unpooled])
+    pair = pooled_against_unpooled(cons, names)
+    if pair:
+        worst_pooled, best_unpooled, verdict = pair
         sentence += (" Every network with pooling is more consistent than every network without, beyond the seeds' "
                      "spread, as the pooling texts claim." if verdict > 0 else
                      f" Pooling alone does not decide it: {best_unpooled}, without pooling, against {worst_pooled}, "
