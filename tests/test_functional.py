@@ -125,6 +125,25 @@ def test_gradcheck_losses(rng):
     gradcheck(lambda a, b: F.mse_loss(a, b), t64(rng.standard_normal((3, 2))), t64(rng.standard_normal((3, 2))))
 
 
+def test_cross_entropy_in_one_op_equals_log_softmax_then_nll_loss(rng):
+    """The common case runs as one op (``CrossEntropy``); it must give what the general path gives, value and
+    gradient, and leave to the general path any batch where ignore_index, within the classes, is a label."""
+    from minicnn.functional.loss import CrossEntropy
+    logits = rng.standard_normal((9, 4)) * 3
+    for target, ignore_index in (([0, 3, 1, 1, 2, 0, 3, 3, 1], -100), ([0, 3, 1, 1, 0, 0, 3, 3, 1], 2),
+                                 ([0, 3, 1, 1, 2, 0, 3, 3, 1], 2)):
+        results = []
+        for fused in (True, False):
+            z = t64(logits)
+            loss = (F.cross_entropy(z, target, ignore_index=ignore_index) if fused else
+                    F.nll_loss(F.log_softmax(z, dim=1), target, ignore_index=ignore_index))
+            loss.backward(mc.Tensor(np.array(1.7)))
+            results.append((loss.item(), z.grad, loss._node.function))
+        (a, ga, used), (b, gb, _) = results
+        assert a == pytest.approx(b, rel=1e-12) and np.allclose(ga, gb, rtol=1e-12, atol=1e-15)
+        assert (used is CrossEntropy) == (2 not in target or ignore_index != 2)
+
+
 def test_cross_entropy_is_stable_and_correct():
     logits = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], dtype=np.float32)
     loss = F.cross_entropy(mc.Tensor(logits), [0, 2]).item()
