@@ -18,6 +18,7 @@ or float64; settings as (height, width) pairs of ints, already checked by ``mini
     linear_forward(x, weight, bias, relu=False) → y
     linear_backward(grad_y, x, weight, y, need_input, need_weight, need_bias) → (grad_x, grad_weight, grad_bias)
     matmul(a, b) → a @ b
+    sgd_step(param, grad, buffer, lr, momentum, dampening, weight_decay, nesterov, first)   (in place)
     expect(op, dtype), ready(op, dtype)          a backward of ``op`` will come / is about to run (autograd
                                                  calls them; an engine may compile ahead, or do nothing)
 
@@ -30,7 +31,8 @@ Two engines keep this contract:
 - ``plain`` (``minicnn/plain/``): loop nests a reader can follow, compiled by Numba through its documented
   API. It handles everything the contract can express.
 - ``fast`` (``minicnn/fast/``): minicnn's speed, built on Numba internals, LLVM code and BLAS threads; it is
-  imported only when first used.
+  imported only when first used. The functions in ``SHARED`` it takes from the plain engine: loops it would
+  write no differently.
 
 The fast engine runs by default. ``MINICNN_ENGINE=plain`` or ``use_engine("plain")`` chooses the plain one.
 Where the fast engine cannot run a call (it cannot be imported on this Numba or llvmlite, a kernel fails to
@@ -45,7 +47,7 @@ import warnings
 
 from . import plain
 
-__all__ = ["use_engine", "engine_name", "fast_engine", "CONTRACT", "ENGINES"]
+__all__ = ["use_engine", "engine_name", "fast_engine", "CONTRACT", "SHARED", "ENGINES"]
 
 ENGINES = ("fast", "plain")
 
@@ -53,7 +55,10 @@ ENGINES = ("fast", "plain")
 CONTRACT = ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
             "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward", "blur_pool2d_forward",
             "blur_pool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward", "matmul",
-            "expect", "ready")
+            "sgd_step", "expect", "ready")
+
+#: Contract functions both engines run from the plain engine (the fast engine has none of its own).
+SHARED = ("sgd_step",)
 
 
 def _check_name(name, source):
@@ -124,4 +129,4 @@ def _dispatch(name):
 
 
 for _name in CONTRACT:
-    globals()[_name] = _dispatch(_name)
+    globals()[_name] = getattr(plain, _name) if _name in SHARED else _dispatch(_name)

@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from . import engine
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -71,7 +73,8 @@ class Optimizer:
             if value.ndim and value.shape != self.params[index].shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape {value.shape}, "
                                  f"parameter {index} has shape {self.params[index].shape}")
-            self.state.setdefault(index, {})[name] = value.astype(self.params[index].dtype) if value.ndim else value.item()
+            self.state.setdefault(index, {})[name] = (np.array(value, dtype=self.params[index].dtype, order="C")
+                                                       if value.ndim else value.item())
 
 
 def _check_non_negative(op, **values):
@@ -95,25 +98,21 @@ class SGD(Optimizer):
                                       weight_decay=float(weight_decay), nesterov=bool(nesterov)))
 
     def step(self) -> None:
+        """One update of every parameter with a gradient: the rule above, one pass over each (``engine.sgd_step``:
+        the plain engine's loop, ``minicnn/plain/optim.py``)."""
         self.step_count += 1
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+            buffer, first = None, False
             if self.momentum:
                 state = self.state.setdefault(i, {})
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = np.array(g, dtype=p.dtype)
-                else:
-                    buf = state["momentum_buffer"]
-                    buf *= self.momentum
-                    buf += (1.0 - self.dampening) * g if self.dampening else g
-                buf = state["momentum_buffer"]
-                g = g + self.momentum * buf if self.nesterov else buf
-            update = np.multiply(g, self.lr, dtype=p.dtype)           # one temporary, in p's dtype
-            p.data -= update
+                buffer = state.get("momentum_buffer")
+                if buffer is None:
+                    buffer = state["momentum_buffer"] = np.empty(p.shape, dtype=p.dtype)
+                    first = True
+            engine.sgd_step(p.data, p.grad, buffer, self.lr, self.momentum, self.dampening, self.weight_decay,
+                            self.nesterov, first)
 
 
 class Adam(Optimizer):

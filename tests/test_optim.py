@@ -31,6 +31,45 @@ def test_sgd_by_hand():
     assert_close(got, w, rtol=1e-5)
 
 
+def sgd_in_numpy(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """The SGD rule as numpy lines, each rounded in p's dtype: what ``sgd_step``'s one loop must equal."""
+    p, buf = p.copy(), None
+    for g in grads:
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            if buf is None:
+                buf = np.array(g)
+            else:
+                buf *= momentum
+                buf += (1.0 - dampening) * g if dampening else g
+            g = g + momentum * buf if nesterov else buf
+        p -= np.multiply(g, lr, dtype=p.dtype)
+    return p
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", [dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True),
+                                      dict(momentum=0.5, dampening=0.3, weight_decay=0.1),
+                                      dict(weight_decay=0.01), dict(momentum=0.9, weight_decay=1e-4, nesterov=True)])
+def test_sgd_in_one_pass_equals_the_rule_line_by_line_to_the_bit(dtype, settings):
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((5, 7)).astype(dtype)
+    grads = [rng.standard_normal((5, 7)).astype(dtype) for _ in range(4)]
+    expected = sgd_in_numpy(start, grads, 0.03, **settings)
+    for layout in ("C", "transposed"):              # a parameter that is a transposed view is updated in place too
+        w = mc.nn.Parameter(start.copy(), dtype=dtype)
+        if layout == "transposed":
+            w.data = np.ascontiguousarray(start.T).T
+        data = w.data
+        opt = optim.SGD([w], lr=0.03, **settings)
+        for g in grads:
+            w.grad = g.copy()
+            opt.step()
+        assert w.data is data and w.dtype == dtype
+        np.testing.assert_array_equal(w.numpy(), expected)
+
+
 @pytest.mark.parametrize("name, kwargs", [
     ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)), ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
     ("SGD", dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1)),

@@ -10,10 +10,12 @@ back into ordinary Python that a debugger can step through.
     pool.py        max, average, global average and blur pooling, forward and backward
     activation.py  relu_forward, relu_backward
     linear.py      linear_forward, linear_backward (numpy's BLAS)
+    optim.py       sgd_step: stochastic gradient descent's update, one pass over a parameter
 """
 from .activation import relu_backward, relu_forward
 from .conv import conv2d_backward, conv2d_forward
 from .linear import linear_backward, linear_forward, matmul
+from .optim import sgd_step
 from .pool import (avg_pool2d_backward, avg_pool2d_forward, blur_pool2d_backward, blur_pool2d_forward,
                    global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 
