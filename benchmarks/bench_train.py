@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py                  # everything (about 2 minutes)
     python benchmarks/bench_train.py --skip-memory    # without the example run that measures peak memory
     python benchmarks/bench_train.py --contention     # only the steps on a shared machine (about a minute)
-    python benchmarks/bench_train.py --step strided --rounds 5   # one step against PyTorch's, 5 times over
+    python benchmarks/bench_train.py --step strided --runs 5     # one step against PyTorch's, 5 times over
 
 Figures:
   - training step (forward, backward, SGD with momentum) of ``maxpool`` and ``strided`` at batch 64 and 256:
@@ -19,7 +19,7 @@ Figures:
   - with ``--contention``: a ``maxpool`` training step at batch 64 alone, with two trainings at once, and beside
     two busy processes, for minicnn and PyTorch, each in processes of its own (medians over a few seconds);
   - with ``--step NAME``: only that model's training step at ``--batch`` (64) against PyTorch's, measured
-    ``--rounds`` times (300 steps of each, interleaved, every round), one ratio a line, then their range and
+    ``--runs`` times (300 steps of each, interleaved, in every run), one ratio a line, then their range and
     median: the spread a single figure hides on a machine whose speed drifts.
 """
 import argparse
@@ -232,23 +232,23 @@ def main(argv=None):
     parser.add_argument("--contention", action="store_true", help="only the steps on a shared machine")
     parser.add_argument("--step", choices=models.MODELS, default=None, help="only this model's training step")
     parser.add_argument("--batch", type=int, default=64, help="with --step: the batch size (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="with --step: how many times (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=5, help="with --step: how many times (default: %(default)s)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.step:
         if not torch:
             parser.error("--step compares with PyTorch: pip install torch==2.13.0")
         functions = training_steps(args.step, args.batch, rng)
-        for function in functions:                   # compiled and warm before the first round
+        for function in functions:                   # compiled and warm before the first run
             for _ in range(50):
                 function()
         ratios = []
-        for _ in range(args.rounds):
+        for _ in range(args.runs):
             ours, theirs = interleaved_medians(functions, 300)
             ratios.append(theirs / ours)
             print(f"{args.step}, batch {args.batch}: minicnn {ours * 1e3:.3f} ms, torch {theirs * 1e3:.3f} ms, "
                   f"{ratios[-1]:.2f}×", flush=True)
-        print(f"{len(ratios)} rounds: {min(ratios):.2f}–{max(ratios):.2f}×, median {statistics.median(ratios):.2f}×")
+        print(f"{len(ratios)} runs: {min(ratios):.2f}–{max(ratios):.2f}×, median {statistics.median(ratios):.2f}×")
         return
     if args.contention:
         print("\n| maxpool step, batch 64 (ms) | alone | two trainings at once | beside two busy processes |")
