@@ -10,8 +10,8 @@ For each element of a parameter p with gradient g and momentum buffer b (PyTorch
 
 Why a loop, when numpy does each line in one call: a step reads and writes the parameter, its gradient and its
 buffer, which the backward pass has pushed out of the cores' caches, and numpy's four calls walk them four
-times; the loop walks them once. Each product and sum is rounded in the arrays' dtype, one at a time, as numpy
-would round them, so the numbers are the same to the bit.
+times; the loop walks them once. Each product and sum is rounded in the arrays' dtype, one operation at a
+time, in the order of the lines above: the result is what those lines give computed one by one in numpy.
 
 The fast engine has no other way to do this and takes the plain engine's (``engine.SHARED``).
 """
@@ -27,14 +27,14 @@ def _sgd(p, g, b, lr, momentum, keep, weight_decay, nesterov, first):
     """The update above on flat arrays p, g, b (b empty when momentum = 0); keep = 1 − dampening. The numbers
     come in the arrays' dtype, so a float32 parameter is updated in float32 arithmetic."""
     for i in range(p.size):
-        d = g[i]
+        step = g[i]                                              # g, then the direction the update takes
         if weight_decay != 0:
-            d = d + weight_decay * p[i]
+            step = step + weight_decay * p[i]
         if momentum != 0:
-            v = d if first else momentum * b[i] + (d if keep == 1 else keep * d)
-            b[i] = v
-            d = d + momentum * v if nesterov else v
-        p[i] = p[i] - lr * d
+            velocity = step if first else momentum * b[i] + (step if keep == 1 else keep * step)
+            b[i] = velocity
+            step = step + momentum * velocity if nesterov else velocity
+        p[i] = p[i] - lr * step
 
 
 def sgd_step(param, grad, buffer, lr, momentum, dampening, weight_decay, nesterov, first):
