@@ -33,13 +33,21 @@ __all__ = ["log_softmax", "softmax", "nll_loss", "cross_entropy", "mse_loss"]
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _shifted_exponentials(x, axis):
+    """(x − m, exp(x − m), Σ exp(x − m)) along ``axis``, m the maximum (kept as an axis of size 1): the
+    log-sum-exp trick of the module docstring, log Σ exp(x) = m + log(the sum), written once for both ops."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    exponentials = np.exp(shifted)
+    return shifted, exponentials, np.sum(exponentials, axis=axis, keepdims=True)
+
+
 class LogSoftmax(Function):
     """y = x − logsumexp(x) along ``axis``;  dx = dy − softmax(x) · Σ dy  (softmax = exp(y))."""
 
     @staticmethod
     def forward(ctx, x, *, axis):
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        y = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        shifted, _, total = _shifted_exponentials(x, axis)
+        y = shifted - np.log(total)
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y
@@ -169,11 +177,9 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, x, *, target):
-        shifted = x - x.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        total = e.sum(axis=1, keepdims=True)
+        shifted, exponentials, total = _shifted_exponentials(x, 1)
         rows = np.arange(len(target))
-        ctx.softmax, ctx.rows, ctx.target = e / total, rows, target
+        ctx.softmax, ctx.rows, ctx.target = exponentials / total, rows, target
         return np.asarray((np.log(total[:, 0]) - shifted[rows, target]).mean(), dtype=x.dtype)
 
     @staticmethod
